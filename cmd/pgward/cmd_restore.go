@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/pgward/pgward/restore"
+	"github.com/spf13/cobra"
+)
+
+func newRestoreCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Restore a backup into an empty data directory",
+		Long: `Restore a backup into --pgdata (which must be empty or absent), with its
+tablespaces (moved with --tablespace-map OID=DIR), and write recovery.signal and
+a restore_command that calls this pgward binary, so that 'pg_ctl start' replays
+WAL to consistency and promotes.
+
+Run as root, the restored files are given to the owner of the data directory's
+parent (or --owner).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cluster, err := clusterName(cmd)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			pgdata, _ := f.GetString("pgdata")
+			if pgdata == "" {
+				return fmt.Errorf("restore needs --pgdata DIR (the directory to restore into)")
+			}
+			backupID, _ := f.GetString("backup")
+			jobs, _ := f.GetInt("jobs")
+			tsMap, err := parseTablespaceMap(f.Lookup("tablespace-map").Value.(interface{ GetSlice() []string }).GetSlice())
+			if err != nil {
+				return err
+			}
+			uid, gid := -1, -1
+			if os.Geteuid() == 0 {
+				owner, _ := f.GetString("owner")
+				if uid, gid, err = restoreOwner(pgdata, owner); err != nil {
+					return err
+				}
+			}
+			repos, err := openRepos(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			rc, err := restoreCommand(cmd)
+			if err != nil {
+				return err
+			}
+			o := restore.Options{Cluster: cluster, BackupID: backupID, PGData: pgdata, TablespaceMap: tsMap, Jobs: jobs, UID: uid, GID: gid,
+				Recovery: []restore.Setting{{Name: "restore_command", Value: rc}}, Log: slog.Default()}
+			bar := newProgress("restore", 0)
+			if bar != nil {
+				o.Progress = bar.set
+			}
+			res, err := restore.Run(ctx, repos[0], o)
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			if os.Getenv("PGWARD_PASSPHRASE") != "" && repos[0].Encrypted() {
+				slog.Warn("the restore_command gets the passphrase only from --passphrase-file, --passphrase-command or the config file; PGWARD_PASSPHRASE is not in the server's environment")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "restored backup %s of cluster %s into %s: %s written in %s\nstart it with: pg_ctl -D %s start\n",
+				res.Manifest.ID, cluster, pgdata, humanBytes(res.Written), res.Duration.Round(1e7), pgdata)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.String("pgdata", "", "directory to restore into (must be empty or absent)")
+	f.String("backup", "latest", "backup ID to restore, or latest")
+	f.Int("jobs", 0, "parallel chunk readers and writers (default: number of CPUs)")
+	f.StringSlice("tablespace-map", nil, "move a tablespace: OID=DIR (repeatable)")
+	f.String("owner", "", "when run as root, the user to own the restored files (default: owner of the --pgdata parent directory)")
+	return cmd
+}
+
+func parseTablespaceMap(items []string) (map[uint32]string, error) {
+	m := map[uint32]string{}
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		oid, err := strconv.ParseUint(k, 10, 32)
+		if !ok || err != nil || v == "" {
+			return nil, fmt.Errorf("--tablespace-map %q: use OID=DIR, e.g. 16385=/srv/pg/ts1", it)
+		}
+		m[uint32(oid)] = v
+	}
+	return m, nil
+}
+
+// restoreOwner picks who owns the restored files when running as root.
+func restoreOwner(pgdata, owner string) (int, int, error) {
+	if owner != "" {
+		u, err := user.Lookup(owner)
+		if err != nil {
+			return -1, -1, fmt.Errorf("--owner %s: %w", owner, err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		return uid, gid, nil
+	}
+	abs, err := filepath.Abs(pgdata)
+	if err != nil {
+		return -1, -1, err
+	}
+	uid, gid, err := restore.OwnerOf(filepath.Dir(abs))
+	if err != nil {
+		return -1, -1, fmt.Errorf("finding the owner for the restored files: %w; create the parent directory or give --owner", err)
+	}
+	return uid, gid, nil
+}
+
+// restoreCommand builds the restore_command: this binary by its absolute path,
+// with the same repository options, so the restored server fetches WAL from
+// where the backup came from.
+func restoreCommand(cmd *cobra.Command) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the pgward binary for restore_command: %w", err)
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return "", err
+	}
+	args := []string{exe, "archive-get"}
+	f := cmd.Flags()
+	if c, _ := f.GetString("config"); c != "" {
+		abs, _ := filepath.Abs(c)
+		args = append(args, "--config", abs)
+	}
+	specs, _ := f.GetStringArray("repo")
+	for _, s := range specs {
+		if !strings.Contains(s, "://") {
+			s, _ = filepath.Abs(s)
+		}
+		args = append(args, "--repo", s)
+	}
+	cluster, _ := f.GetString("cluster")
+	args = append(args, "--cluster", cluster)
+	if p, _ := f.GetString("passphrase-file"); p != "" {
+		abs, _ := filepath.Abs(p)
+		args = append(args, "--passphrase-file", abs)
+	}
+	if p, _ := f.GetString("passphrase-command"); p != "" {
+		args = append(args, "--passphrase-command", p)
+	}
+	var q []string
+	for _, a := range args {
+		q = append(q, shellQuote(a))
+	}
+	return strings.Join(q, " ") + " %f %p", nil
+}
+
+// shellQuote quotes one word for /bin/sh, which PostgreSQL runs restore_command with.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/local"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "pgward",
+		Short:         "Back up PostgreSQL and restore it to any point in time",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resolveFlags(cmd); err != nil {
+				return err
+			}
+			return setupLogging(cmd)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.String("config", "", "TOML config file (default "+defaultConfigFile+" when it exists)")
+	pf.StringArray("repo", nil, "repository location: a directory (repeat for several repositories)")
+	pf.String("cluster", "main", "name of the PostgreSQL cluster inside the repository")
+	pf.String("passphrase-file", "", "file holding the repository passphrase (or set PGWARD_PASSPHRASE)")
+	pf.String("passphrase-command", "", "shell command that prints the repository passphrase")
+	pf.String("log-format", "text", "log format: text or json")
+	pf.String("log-level", "info", "log level: debug, info, warn or error")
+	root.AddCommand(newInitCmd(), newBackupCmd(), newListCmd(), newRestoreCmd(), newArchiveGetCmd())
+	return root
+}
+
+func setupLogging(cmd *cobra.Command) error {
+	format, _ := cmd.Flags().GetString("log-format")
+	lvlName, _ := cmd.Flags().GetString("log-level")
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(lvlName)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", lvlName)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, opts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, opts)))
+	default:
+		return fmt.Errorf("--log-format %q: use text or json", format)
+	}
+	return nil
+}
+
+// stderrIsTerminal decides between a progress bar and log lines.
+func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
+
+// storageFor opens the storage a --repo value names.
+func storageFor(spec string, create bool) (repo.Storage, error) {
+	if strings.Contains(spec, "://") {
+		scheme, _, _ := strings.Cut(spec, "://")
+		return nil, fmt.Errorf("--repo %s: %s:// repositories are not supported by this build; use a local directory", spec, scheme)
+	}
+	if create {
+		return local.Create(spec)
+	}
+	st, err := local.Open(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%w; create the repository with 'pgward init --repo %s'", err, spec)
+	}
+	return st, nil
+}
+
+func repoSpecs(cmd *cobra.Command) ([]string, error) {
+	specs, _ := cmd.Flags().GetStringArray("repo")
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("no repository given: use --repo DIR, PGWARD_REPO, or repo in the config file")
+	}
+	return specs, nil
+}
+
+// openRepos opens every configured repository.
+func openRepos(ctx context.Context, cmd *cobra.Command) ([]*repo.Repo, error) {
+	specs, err := repoSpecs(cmd)
+	if err != nil {
+		return nil, err
+	}
+	pass := passphraseSource(cmd)
+	var cached []byte
+	once := func() ([]byte, error) {
+		if cached != nil || pass == nil {
+			return cached, nil
+		}
+		b, err := pass()
+		cached = b
+		return b, err
+	}
+	var repos []*repo.Repo
+	for _, s := range specs {
+		st, err := storageFor(s, false)
+		if err != nil {
+			return nil, err
+		}
+		var src func() ([]byte, error)
+		if pass != nil {
+			src = once
+		}
+		r, err := repo.Open(ctx, st, src)
+		if err != nil {
+			return nil, err
+		}
+		repos = append(repos, r)
+	}
+	return repos, nil
+}
+
+func clusterName(cmd *cobra.Command) (string, error) {
+	c, _ := cmd.Flags().GetString("cluster")
+	return c, repo.ValidClusterName(c)
+}

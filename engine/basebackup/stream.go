@@ -1,0 +1,474 @@
+// Package basebackup speaks the server side of a physical base backup: it sends
+// BASE_BACKUP on a replication connection and turns the answer into a sequence of
+// tar archives (one per tablespace), the server's backup_manifest, and the stop
+// position.
+//
+// Two wire formats exist and both are handled here, so the caller sees one:
+//   - PostgreSQL 15 and later send ONE CopyOutResponse whose CopyData messages
+//     carry a tag byte: 'n' starts a new archive (name, tablespace path), 'd' is
+//     archive or manifest data, 'p' is progress, 'm' says the manifest follows.
+//   - PostgreSQL 13 and 14 send one CopyOutResponse per tablespace, in the order of
+//     the tablespace result set, with raw tar bytes and no tags, then one more for
+//     the raw manifest.
+//
+// Invariants:
+//   - A CopyData payload is only valid until the next message is received (pgproto3
+//     reuses its buffer), so Read copies out of it before asking for more; nothing
+//     here keeps a reference across messages.
+//   - Page-checksum failures reported by the server (WARNING notices, then an ERROR
+//     at the end) become one error naming the files, never a protocol dump.
+package basebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Options are the parts of BASE_BACKUP a caller chooses; everything else
+// (WAL included, manifest with CRC32C, no waiting for archiving) is fixed because
+// the backup engine depends on it.
+type Options struct {
+	Label string
+	// Fast requests an immediate checkpoint instead of a spread one.
+	Fast bool
+	// MaxRate limits the server's send rate in kB/s (0 = unlimited).
+	MaxRate int
+}
+
+// Tablespace is one row of the server's tablespace list. OID 0 is the main data
+// directory.
+type Tablespace struct {
+	OID      uint32
+	Location string
+}
+
+// Archive is one tar stream: the main data directory (OID 0) or one tablespace.
+type Archive struct {
+	Tablespace Tablespace
+	// R yields the archive's tar bytes and io.EOF at its end. It is valid until the
+	// next call to Next.
+	R io.Reader
+}
+
+// Stream is a running base backup.
+type Stream struct {
+	conn  *pgconn.PgConn
+	major int
+
+	StartLSN    pglogrepl.LSN
+	Timeline    int32
+	Tablespaces []Tablespace
+
+	// state of the CopyData reader
+	inCopy   bool   // a CopyOutResponse is open
+	pending  []byte // unread part of the current data message
+	cur      int    // index of the current archive (13/14), -1 before the first
+	next     *Tablespace
+	manifest bool // the data now flowing is the manifest
+	done     bool // CopyDone of the last CopyOutResponse seen
+	ended    bool // the current archive (or the manifest) has ended
+
+	checksumFailures []string
+	notices          []string
+}
+
+// Start sends BASE_BACKUP and reads the result sets that precede the data.
+func Start(ctx context.Context, conn *pgconn.PgConn, opts Options) (*Stream, error) {
+	major, err := ServerMajor(conn)
+	if err != nil {
+		return nil, err
+	}
+	if major < 13 {
+		return nil, fmt.Errorf("base backup: PostgreSQL %d is not supported (13 or later is required)", major)
+	}
+	s := &Stream{conn: conn, major: major, cur: -1}
+	conn.Frontend().SendQuery(&pgproto3.Query{String: command(major, opts)})
+	if err := conn.Frontend().Flush(); err != nil {
+		return nil, fmt.Errorf("base backup: sending BASE_BACKUP: %w", err)
+	}
+	rows, err := s.resultSet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 2 {
+		return nil, fmt.Errorf("base backup: unexpected start position result %q", rows)
+	}
+	if s.StartLSN, err = pglogrepl.ParseLSN(string(rows[0][0])); err != nil {
+		return nil, fmt.Errorf("base backup: start position: %w", err)
+	}
+	tli, err := strconv.ParseInt(string(rows[0][1]), 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("base backup: start timeline: %w", err)
+	}
+	s.Timeline = int32(tli)
+	if rows, err = s.resultSet(ctx); err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		var ts Tablespace
+		if len(r) < 2 {
+			return nil, fmt.Errorf("base backup: unexpected tablespace row %q", r)
+		}
+		if r[0] != nil {
+			oid, err := strconv.ParseUint(string(r[0]), 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("base backup: tablespace oid %q: %w", r[0], err)
+			}
+			ts.OID = uint32(oid)
+			ts.Location = string(r[1])
+		}
+		s.Tablespaces = append(s.Tablespaces, ts)
+	}
+	return s, nil
+}
+
+// ServerMajor returns the server's major version from the connection's
+// server_version parameter.
+func ServerMajor(conn *pgconn.PgConn) (int, error) {
+	v := conn.ParameterStatus("server_version")
+	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(v)
+	}
+	major, err := strconv.Atoi(v[:end])
+	if err != nil {
+		return 0, fmt.Errorf("base backup: cannot parse server_version %q", v)
+	}
+	return major, nil
+}
+
+func command(major int, o Options) string {
+	label := "'" + strings.ReplaceAll(o.Label, "'", "''") + "'"
+	if major >= 15 {
+		parts := []string{"LABEL " + label, "WAL", "WAIT false", "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'CRC32C'"}
+		if o.Fast {
+			parts = append(parts, "CHECKPOINT 'fast'")
+		}
+		if o.MaxRate > 0 {
+			parts = append(parts, fmt.Sprintf("MAX_RATE %d", max(o.MaxRate, 32)))
+		}
+		return "BASE_BACKUP (" + strings.Join(parts, ", ") + ")"
+	}
+	parts := []string{"LABEL " + label, "WAL", "NOWAIT", "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'CRC32C'"}
+	if o.Fast {
+		parts = append(parts, "FAST")
+	}
+	if o.MaxRate > 0 {
+		parts = append(parts, fmt.Sprintf("MAX_RATE %d", max(o.MaxRate, 32)))
+	}
+	return "BASE_BACKUP " + strings.Join(parts, " ")
+}
+
+// resultSet reads one result set (up to its CommandComplete) and returns its rows.
+func (s *Stream) resultSet(ctx context.Context) ([][][]byte, error) {
+	var rows [][][]byte
+	for {
+		msg, err := s.receive(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.RowDescription:
+		case *pgproto3.DataRow:
+			row := make([][]byte, len(m.Values))
+			for i, v := range m.Values {
+				if v != nil {
+					row[i] = append([]byte{}, v...)
+				}
+			}
+			rows = append(rows, row)
+		case *pgproto3.CommandComplete:
+			return rows, nil
+		default:
+			return nil, fmt.Errorf("base backup: unexpected %T while reading a result set", msg)
+		}
+	}
+}
+
+// receive returns the next message that is not a notice, turning an
+// ErrorResponse into an error.
+func (s *Stream) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
+	for {
+		msg, err := s.conn.ReceiveMessage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("base backup: receiving from server: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.NoticeResponse:
+			s.notice(m)
+			continue
+		case *pgproto3.ErrorResponse:
+			return nil, s.serverError(pgconn.ErrorResponseToPgError(m))
+		}
+		return msg, nil
+	}
+}
+
+func (s *Stream) notice(m *pgproto3.NoticeResponse) {
+	if strings.Contains(m.Message, "checksum verification failed") {
+		s.checksumFailures = append(s.checksumFailures, m.Message)
+		return
+	}
+	if len(s.notices) < 100 {
+		s.notices = append(s.notices, m.Severity+": "+m.Message)
+	}
+}
+
+// Notices returns the server's notices seen so far (other than checksum failures).
+func (s *Stream) Notices() []string { return s.notices }
+
+// ErrChecksum is wrapped by the error returned when the server found pages whose
+// checksum does not match.
+var ErrChecksum = errors.New("data page checksum verification failed")
+
+func (s *Stream) serverError(pe *pgconn.PgError) error {
+	if len(s.checksumFailures) > 0 || strings.Contains(pe.Message, "checksum verification fail") {
+		files := s.checksumFailures
+		const show = 5
+		more := ""
+		if len(files) > show {
+			more = fmt.Sprintf(" (and %d more)", len(files)-show)
+			files = files[:show]
+		}
+		return fmt.Errorf("base backup: %w: %s%s; the cluster has corrupted pages: restore the damaged relations or check the storage before backing up again", ErrChecksum, strings.Join(files, "; "), more)
+	}
+	return fmt.Errorf("base backup: server error: %w", pe)
+}
+
+// Next returns the next tar archive, or io.EOF when all archives have been read
+// (the manifest is next).
+func (s *Stream) Next(ctx context.Context) (Archive, error) {
+	// Drain whatever the caller left unread of the previous archive.
+	if s.cur >= 0 {
+		if _, err := io.Copy(io.Discard, s.reader(ctx)); err != nil {
+			return Archive{}, err
+		}
+	}
+	if s.manifest || s.done {
+		return Archive{}, io.EOF
+	}
+	if s.major >= 15 {
+		if !s.inCopy {
+			if err := s.openCopy(ctx); err != nil {
+				return Archive{}, err
+			}
+		}
+		if s.next == nil {
+			// Advance to the first 'n' message.
+			if err := s.fill(ctx); err != nil && err != io.EOF {
+				return Archive{}, err
+			}
+			if s.next == nil {
+				return Archive{}, io.EOF
+			}
+		}
+		ts := *s.next
+		s.next = nil
+		s.ended = false
+		s.cur++
+		return Archive{Tablespace: ts, R: s.reader(ctx)}, nil
+	}
+	if s.cur+1 >= len(s.Tablespaces) {
+		return Archive{}, io.EOF
+	}
+	if err := s.openCopy(ctx); err != nil {
+		return Archive{}, err
+	}
+	s.cur++
+	s.ended = false
+	return Archive{Tablespace: s.Tablespaces[s.cur], R: s.reader(ctx)}, nil
+}
+
+func (s *Stream) openCopy(ctx context.Context) error {
+	msg, err := s.receive(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := msg.(*pgproto3.CopyOutResponse); !ok {
+		return fmt.Errorf("base backup: expected CopyOutResponse, got %T", msg)
+	}
+	s.inCopy = true
+	return nil
+}
+
+type ctxReader struct {
+	s   *Stream
+	ctx context.Context
+}
+
+func (r ctxReader) Read(p []byte) (int, error) { return r.s.read(r.ctx, p) }
+
+func (s *Stream) reader(ctx context.Context) io.Reader { return ctxReader{s, ctx} }
+
+func (s *Stream) read(ctx context.Context, p []byte) (int, error) {
+	for len(s.pending) == 0 {
+		if s.ended {
+			return 0, io.EOF
+		}
+		if err := s.fill(ctx); err != nil {
+			if err == io.EOF {
+				s.ended = true
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, s.pending)
+	s.pending = s.pending[n:]
+	return n, nil
+}
+
+// fill receives the next data message into s.pending. It returns io.EOF at the
+// end of the current archive (or manifest).
+func (s *Stream) fill(ctx context.Context) error {
+	if !s.inCopy || s.next != nil {
+		return io.EOF
+	}
+	// 13/14: the manifest's CopyOutResponse is opened by Manifest, never by an
+	// archive reader.
+	for {
+		msg, err := s.receive(ctx)
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if s.major < 15 {
+				s.pending = m.Data
+				if len(s.pending) > 0 {
+					return nil
+				}
+				continue
+			}
+			if len(m.Data) == 0 {
+				return fmt.Errorf("base backup: empty CopyData message")
+			}
+			switch m.Data[0] {
+			case 'd':
+				s.pending = m.Data[1:]
+				if len(s.pending) > 0 {
+					return nil
+				}
+			case 'p':
+			case 'n':
+				name, rest, ok := cstring(m.Data[1:])
+				path, _, ok2 := cstring(rest)
+				if !ok || !ok2 {
+					return fmt.Errorf("base backup: malformed new-archive message")
+				}
+				ts, err := s.tablespaceFor(name, path)
+				if err != nil {
+					return err
+				}
+				s.next = &ts
+				return io.EOF
+			case 'm':
+				s.manifest = true
+				return io.EOF
+			default:
+				return fmt.Errorf("base backup: unknown CopyData tag %q", m.Data[0])
+			}
+		case *pgproto3.CopyDone:
+			s.inCopy = false
+			if s.major >= 15 {
+				s.done = true
+			}
+			return io.EOF
+		default:
+			return fmt.Errorf("base backup: unexpected %T in the data stream", msg)
+		}
+	}
+}
+
+func (s *Stream) tablespaceFor(name, path string) (Tablespace, error) {
+	if path == "" {
+		return Tablespace{}, nil
+	}
+	for _, ts := range s.Tablespaces {
+		if ts.OID != 0 && ts.Location == path {
+			return ts, nil
+		}
+	}
+	return Tablespace{}, fmt.Errorf("base backup: archive %q for unknown tablespace path %q", name, path)
+}
+
+func cstring(b []byte) (string, []byte, bool) {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i]), b[i+1:], true
+		}
+	}
+	return "", nil, false
+}
+
+// Manifest reads the server's backup_manifest. It must be called after Next has
+// returned io.EOF.
+func (s *Stream) Manifest(ctx context.Context, limit int64) ([]byte, error) {
+	if s.major < 15 {
+		if err := s.openCopy(ctx); err != nil {
+			return nil, err
+		}
+		s.manifest = true
+	}
+	if !s.manifest {
+		return nil, fmt.Errorf("base backup: the server sent no backup_manifest")
+	}
+	s.ended = false
+	b, err := io.ReadAll(io.LimitReader(s.reader(ctx), limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("base backup: reading backup_manifest: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("base backup: backup_manifest larger than %d bytes", limit)
+	}
+	return b, nil
+}
+
+// Finish reads the end of the command: the stop position and the command
+// completion. It reports page checksum failures collected during the stream.
+func (s *Stream) Finish(ctx context.Context) (pglogrepl.LSN, int32, error) {
+	// Drain the rest of the copy (a 15+ stream ends with CopyDone after the manifest).
+	for s.inCopy {
+		s.next = nil
+		if err := s.fill(ctx); err != nil && err != io.EOF {
+			return 0, 0, err
+		}
+		s.pending = nil
+	}
+	rows, err := s.resultSet(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 2 {
+		return 0, 0, fmt.Errorf("base backup: unexpected stop position result %q", rows)
+	}
+	lsn, err := pglogrepl.ParseLSN(string(rows[0][0]))
+	if err != nil {
+		return 0, 0, fmt.Errorf("base backup: stop position: %w", err)
+	}
+	tli, err := strconv.ParseInt(string(rows[0][1]), 10, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("base backup: stop timeline: %w", err)
+	}
+	// CommandComplete for BASE_BACKUP, then ReadyForQuery.
+	for {
+		msg, err := s.receive(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if len(s.checksumFailures) > 0 {
+		return 0, 0, s.serverError(&pgconn.PgError{Message: "checksum verification failure during base backup"})
+	}
+	return lsn, int32(tli), nil
+}

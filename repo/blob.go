@@ -1,0 +1,96 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/pgward/pgward/compress"
+)
+
+// maxMetaSize bounds metadata objects (manifests, identities) read into memory: a
+// manifest of a 100 TB cluster in 4 MiB chunks is well under this.
+const maxMetaSize = 1 << 30
+
+var metaCodec, _ = compress.Parse("zstd:3")
+
+// putJSON seals v as a metadata object under name (create-only).
+func (r *Repo) putJSON(ctx context.Context, name string, v any) (int64, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodec, nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.st.Put(ctx, name, bytes.NewReader(obj), int64(len(obj))); err != nil {
+		return 0, err
+	}
+	return int64(len(obj)), nil
+}
+
+// getJSON reads, verifies and decodes a metadata object.
+func (r *Repo) getJSON(ctx context.Context, name string, v any) error {
+	obj, err := r.getRaw(ctx, name, maxMetaSize)
+	if err != nil {
+		return err
+	}
+	plain, _, _, err := r.Open(nil, obj, maxMetaSize, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := json.Unmarshal(plain, v); err != nil {
+		return fmt.Errorf("%s: %w: %v", name, ErrCorrupt, err)
+	}
+	return nil
+}
+
+// getRaw reads a whole object, refusing objects larger than limit.
+func (r *Repo) getRaw(ctx context.Context, name string, limit int64) ([]byte, error) {
+	rc, err := r.st.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", name, ErrCorrupt, limit)
+	}
+	return b, nil
+}
+
+// readInto reads a whole object into buf (grown as needed, up to limit).
+func (r *Repo) readInto(ctx context.Context, name string, buf []byte, limit int64) ([]byte, error) {
+	rc, err := r.st.Get(ctx, name)
+	if err != nil {
+		return buf, err
+	}
+	defer rc.Close()
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return buf, fmt.Errorf("%s: %w: larger than %d bytes", name, ErrCorrupt, limit)
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rc.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			if int64(len(buf)) > limit {
+				return buf, fmt.Errorf("%s: %w: larger than %d bytes", name, ErrCorrupt, limit)
+			}
+			return buf, nil
+		}
+		if err != nil {
+			return buf, fmt.Errorf("reading %s: %w", name, err)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/pgward/pgward/crypt"
+)
+
+// FormatVersion is the repository format this code writes and reads.
+const FormatVersion = 1
+
+// DefaultChunkSize is the size of the pieces file data is split into. 4 MiB keeps
+// the number of objects (and S3 requests) per terabyte near 250k while leaving
+// enough chunks in a single 1 GiB relation segment for restore to spread it
+// over all workers; docs/repository-format.md explains the choice.
+const DefaultChunkSize = 4 << 20
+
+// configName is the one object that is stored in plain JSON: it must be read
+// before any key is known.
+const configName = "config"
+
+// Config is the repository's root object.
+type Config struct {
+	Format     int       `json:"format"`
+	ID         string    `json:"id"`
+	Created    time.Time `json:"created"`
+	ChunkSize  int       `json:"chunk_size"`
+	Encryption string    `json:"encryption"` // "none" or "aes-256-gcm"
+	// Key holds the master key wrapped with the passphrase (encrypted repositories).
+	Key *crypt.WrappedKey `json:"key,omitempty"`
+	// PlainKey is the master key in hex (unencrypted repositories: it only keys the
+	// content hash, it protects nothing).
+	PlainKey string `json:"plain_key,omitempty"`
+}
+
+// InitOptions control a new repository.
+type InitOptions struct {
+	// Passphrase, when non-nil, makes the repository encrypted.
+	Passphrase []byte
+	ChunkSize  int
+	// KDF overrides the default key-derivation parameters (tests use cheaper ones).
+	KDF *crypt.KDFParams
+}
+
+// ErrNotRepository is wrapped when the storage holds no repository config.
+var ErrNotRepository = errors.New("no pgward repository")
+
+// ErrWrongPassphrase is wrapped when the passphrase does not unwrap the master key.
+var ErrWrongPassphrase = crypt.ErrWrongPassphrase
+
+// ErrNeedPassphrase is returned by Open for an encrypted repository when no
+// passphrase source is configured.
+var ErrNeedPassphrase = errors.New("the repository is encrypted and no passphrase was given")
+
+// Init creates a repository in st. It fails, changing nothing, when st already
+// holds one.
+func Init(ctx context.Context, st Storage, o InitOptions) (*Repo, error) {
+	if _, err := st.Stat(ctx, configName); err == nil {
+		return nil, fmt.Errorf("init %s: a repository already exists there; use it, or choose an empty location", st)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("init %s: %w", st, err)
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.ChunkSize < 64<<10 || o.ChunkSize > 64<<20 {
+		return nil, fmt.Errorf("init %s: chunk size %d is outside 64 KiB..64 MiB", st, o.ChunkSize)
+	}
+	var idb [16]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, err
+	}
+	master, err := crypt.NewMasterKey()
+	if err != nil {
+		return nil, err
+	}
+	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(idb[:]), Created: time.Now().UTC(), ChunkSize: o.ChunkSize, Encryption: "none"}
+	if o.Passphrase != nil {
+		if len(o.Passphrase) == 0 {
+			return nil, fmt.Errorf("init %s: the passphrase is empty", st)
+		}
+		p := o.KDF
+		if p == nil {
+			dp, err := crypt.DefaultKDFParams()
+			if err != nil {
+				return nil, err
+			}
+			p = &dp
+		}
+		w, err := crypt.WrapKey(master, o.Passphrase, *p)
+		if err != nil {
+			return nil, fmt.Errorf("init %s: wrapping the master key: %w", st, err)
+		}
+		cfg.Encryption = "aes-256-gcm"
+		cfg.Key = &w
+	} else {
+		cfg.PlainKey = hex.EncodeToString(master)
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	if err := st.Put(ctx, configName, bytes.NewReader(b), int64(len(b))); err != nil {
+		if errors.Is(err, ErrExists) {
+			return nil, fmt.Errorf("init %s: a repository already exists there; use it, or choose an empty location", st)
+		}
+		return nil, fmt.Errorf("init %s: writing config: %w", st, err)
+	}
+	return newRepo(st, cfg, master)
+}
+
+// Open reads the config of the repository in st and unlocks it. passphrase is
+// called only when the repository is encrypted.
+func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*Repo, error) {
+	rc, err := st.Get(ctx, configName)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w at %s: run 'pgward init --repo %s' first, or check the --repo path", ErrNotRepository, st, st)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening repository %s: %w", st, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("opening repository %s: reading config: %w", st, err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("opening repository %s: config is not valid JSON (%v): %w", st, err, ErrCorrupt)
+	}
+	if cfg.Format != FormatVersion {
+		return nil, fmt.Errorf("opening repository %s: format version %d is not supported by this pgward (it reads version %d)", st, cfg.Format, FormatVersion)
+	}
+	if cfg.ChunkSize < 64<<10 || cfg.ChunkSize > 64<<20 {
+		return nil, fmt.Errorf("opening repository %s: config has an invalid chunk size %d: %w", st, cfg.ChunkSize, ErrCorrupt)
+	}
+	var master []byte
+	switch cfg.Encryption {
+	case "none":
+		if master, err = hex.DecodeString(cfg.PlainKey); err != nil || len(master) != 32 {
+			return nil, fmt.Errorf("opening repository %s: config has an invalid key: %w", st, ErrCorrupt)
+		}
+	case "aes-256-gcm":
+		if cfg.Key == nil {
+			return nil, fmt.Errorf("opening repository %s: config lacks the wrapped key: %w", st, ErrCorrupt)
+		}
+		if passphrase == nil {
+			return nil, fmt.Errorf("opening repository %s: %w; set PGWARD_PASSPHRASE, --passphrase-file or --passphrase-command", st, ErrNeedPassphrase)
+		}
+		pp, err := passphrase()
+		if err != nil {
+			return nil, fmt.Errorf("opening repository %s: reading the passphrase: %w", st, err)
+		}
+		if master, err = crypt.UnwrapKey(*cfg.Key, pp); err != nil {
+			if errors.Is(err, crypt.ErrWrongPassphrase) {
+				return nil, fmt.Errorf("opening repository %s: %w: it does not unlock this repository's key", st, err)
+			}
+			return nil, fmt.Errorf("opening repository %s: %w", st, err)
+		}
+	default:
+		return nil, fmt.Errorf("opening repository %s: unknown encryption %q", st, cfg.Encryption)
+	}
+	return newRepo(st, cfg, master)
+}
+
+// Repo is an open repository.
+type Repo struct {
+	st     Storage
+	cfg    Config
+	idKey  []byte
+	sealer *crypt.Sealer
+	keyID  uint64
+}
+
+func newRepo(st Storage, cfg Config, master []byte) (*Repo, error) {
+	r := &Repo{st: st, cfg: cfg, idKey: crypt.DeriveKey(master, "chunk-id")}
+	if cfg.Encryption != "none" {
+		s, err := crypt.NewSealer(crypt.DeriveKey(master, "object-encryption"))
+		if err != nil {
+			return nil, err
+		}
+		r.sealer = s
+		kid := sha256.Sum256(crypt.DeriveKey(master, "key-id"))
+		r.keyID = binary.BigEndian.Uint64(kid[:8])
+	}
+	return r, nil
+}
+
+// Storage returns the storage the repository lives in.
+func (r *Repo) Storage() Storage { return r.st }
+
+// Config returns the repository's config.
+func (r *Repo) Config() Config { return r.cfg }
+
+// Encrypted reports whether objects are encrypted.
+func (r *Repo) Encrypted() bool { return r.sealer != nil }
+
+// String names the repository for messages.
+func (r *Repo) String() string { return r.st.String() }

@@ -1,0 +1,19 @@
+// Package repo owns the repository format: the config object and its keys, the
+// object envelope (header, compression, encryption, content hash), the
+// content-addressed chunk store, per-cluster identities, backup manifests and
+// locks. It stores everything through the small Storage interface, so the same
+// format lives on a local disk or in S3. docs/repository-format.md is the
+// specification; this package is its one implementation.
+//
+// Invariants kept here:
+//   - Write once. Every Put is create-only (Storage.Put fails with ErrExists);
+//     nothing in a repository is ever modified in place, so a reader never sees a
+//     half-updated object.
+//   - Commit last. A backup is listed only when its manifest exists, and the
+//     manifest is written after every chunk it references is durable (the engine
+//     calls PutManifest last). A crash leaves unreferenced chunks, never a listed
+//     backup with missing data.
+//   - Never trust storage. Every object read goes through Open, which checks the
+//     header, the GCM tag (encrypted repositories) and the keyed content hash
+//     (always) before returning a byte; callers never see unverified plaintext.
+package repo

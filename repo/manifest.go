@@ -1,0 +1,158 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ManifestFormat is the version of the backup manifest layout.
+const ManifestFormat = 1
+
+// File types in a manifest.
+const (
+	TypeFile    = "file"
+	TypeDir     = "dir"
+	TypeSymlink = "symlink"
+)
+
+// Manifest describes one backup completely: with it and the chunks it names, a
+// data directory can be rebuilt with no other backup (every backup is logically
+// full).
+type Manifest struct {
+	Format           int       `json:"format"`
+	ID               string    `json:"id"`
+	Cluster          string    `json:"cluster"`
+	SystemIdentifier string    `json:"system_identifier"`
+	PGVersion        int       `json:"pg_version"` // server_version_num, e.g. 150018
+	Timeline         uint32    `json:"timeline"`
+	StartLSN         string    `json:"start_lsn"`
+	StopLSN          string    `json:"stop_lsn"`
+	StartTime        time.Time `json:"start_time"`
+	StopTime         time.Time `json:"stop_time"`
+	Label            string    `json:"label"`
+	Compress         string    `json:"compress"`
+	ChunkSize        int       `json:"chunk_size"`
+	// DBBytes is the sum of the sizes of all files in the backup.
+	DBBytes int64 `json:"db_bytes"`
+	// StoredBytes is what this backup added to the repository (new chunks and
+	// this manifest excluded); the rest was already there.
+	StoredBytes int64 `json:"stored_bytes"`
+	// WALFiles counts the WAL segments included to reach consistency.
+	WALFiles    int          `json:"wal_files"`
+	Tablespaces []Tablespace `json:"tablespaces"`
+	Files       []File       `json:"files"`
+}
+
+// Tablespace is a tablespace other than pg_default and pg_global.
+type Tablespace struct {
+	OID      uint32 `json:"oid"`
+	Location string `json:"location"`
+}
+
+// File is one entry of the data directory. Paths are relative to the data
+// directory, with tablespace contents under pg_tblspc/<oid>/, as in PostgreSQL's
+// own backup_manifest.
+type File struct {
+	Path   string      `json:"path"`
+	Type   string      `json:"type"`
+	Mode   os.FileMode `json:"mode"` // permission bits only
+	MTime  time.Time   `json:"mtime"`
+	Size   int64       `json:"size,omitempty"`
+	Target string      `json:"target,omitempty"` // symlinks
+	// Chunks are the file's data in order: chunk i holds bytes
+	// [i*ChunkSize, min((i+1)*ChunkSize, Size)).
+	Chunks []Hash `json:"chunks,omitempty"`
+}
+
+func manifestPrefix(cluster string) string { return "clusters/" + cluster + "/backups/" }
+
+// ValidClusterName checks a cluster name: it becomes part of object names.
+func ValidClusterName(name string) error {
+	if name == "" || len(name) > 63 {
+		return fmt.Errorf("cluster name %q must be 1 to 63 characters", name)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') || name[0] == '.' {
+			return fmt.Errorf("cluster name %q may only contain letters, digits, '-', '_' and '.'", name)
+		}
+	}
+	return nil
+}
+
+// PutManifest commits a backup: after it returns, the backup is listed. The
+// caller must have stored every chunk the manifest names first.
+func (r *Repo) PutManifest(ctx context.Context, m *Manifest) error {
+	m.Format = ManifestFormat
+	if _, err := r.putJSON(ctx, manifestPrefix(m.Cluster)+m.ID, m); err != nil {
+		return fmt.Errorf("writing manifest of backup %s to %s: %w", m.ID, r.st, err)
+	}
+	return nil
+}
+
+// BackupIDs lists the committed backups of a cluster, oldest first (IDs sort by
+// time).
+func (r *Repo) BackupIDs(ctx context.Context, cluster string) ([]string, error) {
+	var ids []string
+	prefix := manifestPrefix(cluster)
+	err := r.st.List(ctx, prefix, func(name string, _ int64) error {
+		id := strings.TrimPrefix(name, prefix)
+		if !strings.Contains(id, "/") {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing backups of %s in %s: %w", cluster, r.st, err)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// ErrNoBackup is wrapped when a requested backup does not exist.
+var ErrNoBackup = errors.New("no such backup")
+
+// Manifest reads a backup's manifest. id may be "latest".
+func (r *Repo) Manifest(ctx context.Context, cluster, id string) (*Manifest, error) {
+	if id == "" || id == "latest" {
+		ids, err := r.BackupIDs(ctx, cluster)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("%w: cluster %q has no backups in %s; run 'pgward backup' first", ErrNoBackup, cluster, r.st)
+		}
+		id = ids[len(ids)-1]
+	}
+	var m Manifest
+	if err := r.getJSON(ctx, manifestPrefix(cluster)+id, &m); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("%w: backup %q of cluster %q is not in %s ('pgward list' shows the backups)", ErrNoBackup, id, cluster, r.st)
+		}
+		return nil, fmt.Errorf("reading manifest of backup %s: %w", id, err)
+	}
+	if m.Format != ManifestFormat {
+		return nil, fmt.Errorf("backup %s: manifest format %d is not supported by this pgward", id, m.Format)
+	}
+	return &m, nil
+}
+
+// Clusters lists the cluster names that have an identity in the repository.
+func (r *Repo) Clusters(ctx context.Context) ([]string, error) {
+	var names []string
+	err := r.st.List(ctx, "clusters/", func(name string, _ int64) error {
+		rest := strings.TrimPrefix(name, "clusters/")
+		if c, ok := strings.CutSuffix(rest, "/"+identityName); ok && !strings.Contains(c, "/") {
+			names = append(names, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing clusters in %s: %w", r.st, err)
+	}
+	return names, nil
+}

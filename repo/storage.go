@@ -1,0 +1,109 @@
+// This file holds the contract between the repository format and the places that keep its
+// objects. Everything above Storage (manifests, chunks, WAL, locks) relies only on what the
+// doc comments below promise, so a backend is correct exactly when it keeps these promises;
+// repo/storagetest checks them and every backend runs it.
+
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Storage is what the repository needs from a place that keeps objects: a flat namespace of
+// slash-separated names, objects written once.
+//
+// Every method validates its name with ValidName and fails with an error wrapping
+// ErrInvalidName before touching the storage. Methods are safe for concurrent use.
+//
+// Guarantees callers may rely on:
+//   - Atomic visibility: an object is either absent or present with all of its bytes; no
+//     reader, listing or crash ever shows a partial object.
+//   - Durability before success: when Put returns nil, or returns ErrExists, the object
+//     survives a crash of the process or the machine.
+//   - Read-after-write: once Put has returned, Get, Stat and List on this Storage see the
+//     object; once Delete has returned, they do not.
+//   - Write once: an existing object is never replaced. After Delete the name may be used
+//     again (locks rely on this).
+//
+// A name is an object, never a directory: after Put("a/b"), Stat("a") reports ErrNotFound
+// and List("a") yields "a/b". Backends that map names to a file system may refuse to keep
+// both "a" and "a/b"; the repository layout never needs both.
+type Storage interface {
+	// Put stores size bytes from r under name. The object becomes visible atomically and only
+	// once it is durable (local: temp file, fsync, link/rename, fsync directory; S3: PUT
+	// succeeded). If name already exists Put returns an error wrapping ErrExists and leaves the
+	// existing object untouched (write once).
+	//
+	// r must yield exactly size bytes: a reader that ends early or fails makes Put fail, and
+	// nothing becomes visible under name. If ctx is canceled before the object became visible,
+	// Put fails and nothing becomes visible.
+	Put(ctx context.Context, name string, r io.Reader, size int64) error
+
+	// Get opens the object for reading; a missing object gives an error wrapping ErrNotFound.
+	// The caller must close the reader. The content read is the content that was Put; callers
+	// still verify it (the repository never trusts storage).
+	Get(ctx context.Context, name string) (io.ReadCloser, error)
+
+	// Stat returns the size of an object, or an error wrapping ErrNotFound.
+	Stat(ctx context.Context, name string) (int64, error)
+
+	// List calls fn for every object whose name starts with prefix, in lexical (byte-wise)
+	// order of names. The prefix is a plain string prefix, not a directory: "a/b" matches
+	// "a/b/c" and "a/bc". The empty prefix lists everything. Returning an error from fn stops
+	// the listing and List returns that error. If ctx is canceled List stops before the next
+	// call of fn and returns an error wrapping ctx.Err().
+	//
+	// Objects Put or deleted while List runs may or may not be reported; every object that
+	// existed for the whole call is reported exactly once.
+	List(ctx context.Context, prefix string, fn func(name string, size int64) error) error
+
+	// Delete removes an object; deleting a missing object is not an error. When Delete
+	// returns nil the removal is durable, so a caller that deletes in a careful order (a
+	// manifest before the chunks only it referenced) never sees that order undone by a crash.
+	Delete(ctx context.Context, name string) error
+
+	// String names the storage for messages, e.g. "/var/lib/pgward" or
+	// "s3://bucket/prefix"; never contains credentials.
+	String() string
+}
+
+var (
+	// ErrNotFound reports that no object has the name asked for.
+	ErrNotFound = errors.New("object not found")
+	// ErrExists reports that Put found the name taken; the existing object is unchanged.
+	ErrExists = errors.New("object already exists")
+	// ErrInvalidName reports a name that ValidName refuses.
+	ErrInvalidName = errors.New("invalid object name")
+)
+
+// ValidName reports whether name may name an object: non-empty, no leading slash, no "." or
+// ".." segments, no empty segments (so no trailing or doubled slash), no NUL byte. These are
+// the rules under which a name maps one-to-one onto a relative file path that cannot escape
+// the repository directory, and onto an S3 key. The error wraps ErrInvalidName.
+func ValidName(name string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, why)
+	}
+	if name == "" {
+		return bad("empty")
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return bad("contains a NUL byte")
+	}
+	if name[0] == '/' {
+		return bad("starts with a slash")
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		switch seg {
+		case "":
+			return bad("has an empty path segment")
+		case ".", "..":
+			return bad(`has a "." or ".." path segment`)
+		}
+	}
+	return nil
+}

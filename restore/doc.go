@@ -1,0 +1,23 @@
+// Package restore turns a backup back into a startable PostgreSQL data
+// directory: it recreates directories, files (with their modes and times),
+// tablespace symlinks, and the recovery settings that make PostgreSQL replay WAL
+// and promote.
+//
+// How it runs: one goroutine walks the manifest, creates directories and
+// files, and hands (file, chunk) jobs to N workers over a bounded channel;
+// each worker reads a chunk, has the repository verify it (GCM tag, content
+// hash, and that the object is the chunk its name says), and writes it at its
+// offset with pwrite. A file is fsynced and closed by whichever worker writes
+// its last chunk, so open files stay bounded by the jobs in flight.
+//
+// Invariants:
+//   - Restore never destroys: the data directory and every tablespace directory
+//     must be empty or absent, checked for all of them before the first write.
+//     A tablespace whose original location holds files (the source cluster on
+//     the same host) needs --tablespace-map; the error says so.
+//   - Nothing unverified is written: a bad chunk stops the restore with an error
+//     naming the object.
+//   - A failed restore leaves nothing that looks startable: global/pg_control is
+//     written last, after every other file is durable, and on error everything
+//     the restore created is removed again.
+package restore

@@ -1,0 +1,497 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pgward/pgward/repo"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configure a restore.
+type Options struct {
+	Cluster string
+	// BackupID is the backup to restore; "" or "latest" is the newest.
+	BackupID string
+	// PGData is the target data directory; it must be empty or absent.
+	PGData string
+	// TablespaceMap moves tablespaces: OID -> new directory.
+	TablespaceMap map[uint32]string
+	Jobs          int
+	// UID and GID, when >= 0, own every restored file (used when running as root).
+	UID, GID int
+	// Recovery holds the settings appended to postgresql.auto.conf (e.g.
+	// restore_command); when non-nil, recovery.signal is written too.
+	Recovery []Setting
+	Log      *slog.Logger
+	Progress func(written int64)
+}
+
+// Setting is one postgresql.conf parameter.
+type Setting struct{ Name, Value string }
+
+// Result summarises a finished restore.
+type Result struct {
+	Manifest *repo.Manifest
+	Written  int64
+	Duration time.Duration
+}
+
+// ErrNotEmpty is wrapped when a target directory holds files.
+var ErrNotEmpty = errors.New("directory is not empty")
+
+const pgControl = "global/pg_control"
+
+// Run restores a backup from r into o.PGData.
+func Run(ctx context.Context, r *repo.Repo, o Options) (*Result, error) {
+	began := time.Now()
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.PGData == "" {
+		return nil, errors.New("restore: no target data directory given (--pgdata)")
+	}
+	pgdata, err := filepath.Abs(o.PGData)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	m, err := r.Manifest(ctx, o.Cluster, o.BackupID)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if m.ChunkSize != r.Config().ChunkSize {
+		return nil, fmt.Errorf("restore: backup %s has chunk size %d but the repository %d", m.ID, m.ChunkSize, r.Config().ChunkSize)
+	}
+
+	// Where every tablespace goes, and the check that all targets are empty,
+	// before anything is written.
+	tsDir := map[uint32]string{}
+	for _, t := range m.Tablespaces {
+		dir := t.Location
+		if d, ok := o.TablespaceMap[t.OID]; ok {
+			if dir, err = filepath.Abs(d); err != nil {
+				return nil, fmt.Errorf("restore: %w", err)
+			}
+		}
+		tsDir[t.OID] = dir
+	}
+	for oid := range o.TablespaceMap {
+		if _, ok := tsDir[oid]; !ok {
+			return nil, fmt.Errorf("restore: --tablespace-map names tablespace %d, but backup %s has no such tablespace (it has %s)", oid, m.ID, tablespaceList(m))
+		}
+	}
+	if err := checkEmpty(pgdata, "the data directory", ""); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	seen := map[string]uint32{}
+	for _, t := range m.Tablespaces {
+		dir := tsDir[t.OID]
+		if other, dup := seen[dir]; dup {
+			return nil, fmt.Errorf("restore: tablespaces %d and %d would both go to %s; give each its own --tablespace-map", other, t.OID, dir)
+		}
+		seen[dir] = t.OID
+		if dir == pgdata || strings.HasPrefix(dir, pgdata+"/") {
+			return nil, fmt.Errorf("restore: tablespace %d would go to %s, inside the data directory; map it elsewhere with --tablespace-map %d=DIR", t.OID, dir, t.OID)
+		}
+		hint := ""
+		if _, mapped := o.TablespaceMap[t.OID]; !mapped {
+			hint = fmt.Sprintf("; it is the original location of tablespace %d, probably still used by the source cluster: restore it elsewhere with --tablespace-map %d=NEWDIR", t.OID, t.OID)
+		}
+		if err := checkEmpty(dir, fmt.Sprintf("the directory of tablespace %d", t.OID), hint); err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+	}
+
+	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir}
+	if err := w.run(ctx); err != nil {
+		w.undo()
+		return nil, fmt.Errorf("restore of backup %s: %w", m.ID, err)
+	}
+	return &Result{Manifest: m, Written: w.written.Load(), Duration: time.Since(began)}, nil
+}
+
+func tablespaceList(m *repo.Manifest) string {
+	if len(m.Tablespaces) == 0 {
+		return "none"
+	}
+	var s []string
+	for _, t := range m.Tablespaces {
+		s = append(s, fmt.Sprintf("%d (%s)", t.OID, t.Location))
+	}
+	return strings.Join(s, ", ")
+}
+
+// checkEmpty accepts a missing or empty directory.
+func checkEmpty(dir, what, hint string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, dir, err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("%s %s is not empty (%d entries)%s; restore only writes into empty directories, so choose another or empty it first: %w", what, dir, len(entries), hint, ErrNotEmpty)
+	}
+	return nil
+}
+
+// writer does the writing and remembers what it created so a failure can undo it.
+type writer struct {
+	o       Options
+	r       *repo.Repo
+	m       *repo.Manifest
+	pgdata  string
+	tsDir   map[uint32]string
+	written atomic.Int64
+	// created holds the top-level directories this restore created (removed
+	// whole on failure) and emptied holds the ones that existed empty (their
+	// contents are removed on failure).
+	created, existed []string
+	dirs             []string
+}
+
+func (w *writer) prepareTop(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		w.existed = append(w.existed, dir)
+		return os.Chmod(dir, 0o700)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	w.created = append(w.created, dir)
+	return w.chown(dir)
+}
+
+func (w *writer) undo() {
+	for _, d := range w.created {
+		_ = os.RemoveAll(d)
+	}
+	for _, d := range w.existed {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			_ = os.RemoveAll(filepath.Join(d, e.Name()))
+		}
+	}
+}
+
+func (w *writer) chown(p string) error {
+	if w.o.UID < 0 {
+		return nil
+	}
+	if err := os.Lchown(p, w.o.UID, w.o.GID); err != nil {
+		return fmt.Errorf("chown %s: %w", p, err)
+	}
+	return nil
+}
+
+// local maps a manifest path to the place it is written. Files of a tablespace
+// are written through its pg_tblspc symlink, which points at the (possibly
+// remapped) tablespace directory.
+func (w *writer) local(p string) string { return filepath.Join(w.pgdata, filepath.FromSlash(p)) }
+
+func (w *writer) run(ctx context.Context) error {
+	if err := w.prepareTop(w.pgdata); err != nil {
+		return err
+	}
+	oids := make([]uint32, 0, len(w.tsDir))
+	for oid := range w.tsDir {
+		oids = append(oids, oid)
+	}
+	sort.Slice(oids, func(i, j int) bool { return oids[i] < oids[j] })
+	for _, oid := range oids {
+		if err := w.prepareTop(w.tsDir[oid]); err != nil {
+			return err
+		}
+	}
+	// Symlinks first: tablespace archives precede the main one in the stream, so
+	// their directories (pg_tblspc/<oid>/PG_...) must land behind the link, in the
+	// tablespace directory, not in a real directory of that name.
+	var control *repo.File
+	for i := range w.m.Files {
+		f := &w.m.Files[i]
+		if err := safePath(f.Path); err != nil {
+			return err
+		}
+		switch f.Type {
+		case repo.TypeSymlink:
+			target := f.Target
+			if oid, ok := tablespaceLink(f.Path); ok {
+				if d, known := w.tsDir[oid]; known {
+					target = d
+				}
+			}
+			p := w.local(f.Path)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return err
+			}
+			if err := os.Symlink(target, p); err != nil {
+				return err
+			}
+			if err := w.chown(p); err != nil {
+				return err
+			}
+		case repo.TypeFile:
+			if f.Path == pgControl {
+				control = f
+			}
+		case repo.TypeDir:
+		default:
+			return fmt.Errorf("%s: unknown entry type %q in the manifest", f.Path, f.Type)
+		}
+	}
+	// Then directories, parents before children as in the tar stream.
+	for i := range w.m.Files {
+		f := &w.m.Files[i]
+		if f.Type != repo.TypeDir {
+			continue
+		}
+		p := w.local(f.Path)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, f.Mode|0o700); err != nil {
+			return err
+		}
+		if err := w.chown(p); err != nil {
+			return err
+		}
+		w.dirs = append(w.dirs, p)
+	}
+	if control == nil {
+		return fmt.Errorf("the backup has no %s; it cannot be started", pgControl)
+	}
+	if err := w.writeFiles(ctx, func(f *repo.File) bool { return f.Path != pgControl }); err != nil {
+		return err
+	}
+	if err := w.writeRecovery(); err != nil {
+		return err
+	}
+	for _, d := range w.dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	for _, d := range append(append([]string{}, w.created...), w.existed...) {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	// pg_control last: until it exists the directory cannot be started, so a
+	// restore that dies before this point never looks complete.
+	if err := w.writeFiles(ctx, func(f *repo.File) bool { return f.Path == pgControl }); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(w.local(pgControl)))
+}
+
+func tablespaceLink(p string) (uint32, bool) {
+	rest, ok := strings.CutPrefix(p, "pg_tblspc/")
+	if !ok || strings.Contains(rest, "/") {
+		return 0, false
+	}
+	oid, err := strconv.ParseUint(rest, 10, 32)
+	return uint32(oid), err == nil
+}
+
+// safePath refuses manifest paths that would escape the data directory.
+func safePath(p string) error {
+	if p == "" || strings.HasPrefix(p, "/") || filepath.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") {
+		return fmt.Errorf("the manifest holds an unsafe path %q", p)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// openFile is a file being written by several workers.
+type openFile struct {
+	f       *os.File
+	entry   *repo.File
+	pending atomic.Int32
+}
+
+type job struct {
+	of  *openFile
+	idx int
+}
+
+// writeFiles writes the regular files that pick selects.
+func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan job, w.o.Jobs)
+	chunkSize := int64(w.m.ChunkSize)
+	for range w.o.Jobs {
+		g.Go(func() error {
+			var bufs repo.ChunkBuffers
+			for j := range jobs {
+				id := j.of.entry.Chunks[j.idx]
+				data, err := w.r.GetChunk(gctx, id, &bufs)
+				if err != nil {
+					return fmt.Errorf("%s: %w", j.of.entry.Path, err)
+				}
+				want := min(chunkSize, j.of.entry.Size-int64(j.idx)*chunkSize)
+				if int64(len(data)) != want {
+					return fmt.Errorf("%s: chunk %d is %d bytes, expected %d", j.of.entry.Path, j.idx, len(data), want)
+				}
+				if _, err := j.of.f.WriteAt(data, int64(j.idx)*chunkSize); err != nil {
+					return fmt.Errorf("writing %s: %w", j.of.entry.Path, err)
+				}
+				n := w.written.Add(int64(len(data)))
+				if w.o.Progress != nil {
+					w.o.Progress(n)
+				}
+				if j.of.pending.Add(-1) == 0 {
+					if err := w.finish(j.of); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		for i := range w.m.Files {
+			e := &w.m.Files[i]
+			if e.Type != repo.TypeFile || !pick(e) {
+				continue
+			}
+			want := int((e.Size + chunkSize - 1) / chunkSize)
+			if len(e.Chunks) != want {
+				return fmt.Errorf("%s: the manifest lists %d chunks for %d bytes", e.Path, len(e.Chunks), e.Size)
+			}
+			p := w.local(e.Path)
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, e.Mode.Perm()|0o600)
+			if err != nil {
+				return fmt.Errorf("creating %s: %w", p, err)
+			}
+			of := &openFile{f: f, entry: e}
+			if want == 0 {
+				if err := w.finish(of); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := f.Truncate(e.Size); err != nil {
+				f.Close()
+				return fmt.Errorf("sizing %s: %w", p, err)
+			}
+			of.pending.Store(int32(want))
+			for idx := range want {
+				select {
+				case jobs <- job{of: of, idx: idx}:
+				case <-gctx.Done():
+					// Workers stop; the undo removes the file.
+					if idx == 0 {
+						f.Close()
+					}
+					return gctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// finish makes a completely written file durable and gives it its metadata.
+func (w *writer) finish(of *openFile) error {
+	p := of.f.Name()
+	if err := of.f.Sync(); err != nil {
+		of.f.Close()
+		return fmt.Errorf("fsync %s: %w", p, err)
+	}
+	if err := of.f.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", p, err)
+	}
+	if err := os.Chmod(p, of.entry.Mode.Perm()); err != nil {
+		return err
+	}
+	if err := w.chown(p); err != nil {
+		return err
+	}
+	if !of.entry.MTime.IsZero() {
+		_ = os.Chtimes(p, of.entry.MTime, of.entry.MTime)
+	}
+	return nil
+}
+
+// writeRecovery writes recovery.signal and appends the recovery settings to
+// postgresql.auto.conf (the later of repeated settings wins in PostgreSQL, so
+// appending overrides whatever the source had).
+func (w *writer) writeRecovery() error {
+	if w.o.Recovery == nil {
+		return nil
+	}
+	sig := w.local("recovery.signal")
+	if err := os.WriteFile(sig, nil, 0o600); err != nil {
+		return err
+	}
+	if err := w.chown(sig); err != nil {
+		return err
+	}
+	auto := w.local("postgresql.auto.conf")
+	f, err := os.OpenFile(auto, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n# Recovery settings added by pgward restore of backup %s at %s\n", w.m.ID, time.Now().UTC().Format(time.RFC3339))
+	for _, s := range w.o.Recovery {
+		fmt.Fprintf(&b, "%s = %s\n", s.Name, QuoteConf(s.Value))
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return w.chown(auto)
+}
+
+// QuoteConf quotes a value for postgresql.conf.
+func QuoteConf(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+
+// OwnerOf returns the uid and gid owning path.
+func OwnerOf(path string) (int, int, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1, -1, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return -1, -1, fmt.Errorf("cannot read the owner of %s", path)
+	}
+	return int(st.Uid), int(st.Gid), nil
+}
