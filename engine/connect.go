@@ -44,7 +44,13 @@ func explainConnectError(cfg *pgconn.Config, err error) error {
 			return fmt.Errorf("connecting to %s: pg_hba.conf has no 'replication' line for this role and host; add one and reload: %w", where, err)
 		}
 	}
-	return fmt.Errorf("connecting to %s: %w", where, err)
+	// pgconn lists every address it tried, one per line; the last says why.
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if i := strings.LastIndex(last, ": "); i >= 0 && len(lines) > 1 {
+		last = last[i+2:]
+	}
+	return fmt.Errorf("connecting to %s: %s; check that the server is running and that --conn (or PGHOST/PGPORT) points at it", where, last)
 }
 
 // showSetting runs SHOW over a replication connection (allowed there since

@@ -48,9 +48,7 @@ REPLICATION attribute.`,
 			}
 			o := engine.BackupOptions{Cluster: cluster, Conn: conn, Codec: codec, Jobs: jobs, FastCheckpoint: checkpoint == "fast", MaxRate: maxRate, Label: label, Log: slog.Default()}
 			bar := newProgress("backup", 0)
-			if bar != nil {
-				o.Progress = bar.set
-			}
+			o.Progress = bar.set
 			res, err := engine.Backup(ctx, repos, o)
 			bar.finish()
 			if err != nil {

@@ -60,9 +60,7 @@ parent (or --owner).`,
 			o := restore.Options{Cluster: cluster, BackupID: backupID, PGData: pgdata, TablespaceMap: tsMap, Jobs: jobs, UID: uid, GID: gid,
 				Recovery: []restore.Setting{{Name: "restore_command", Value: rc}}, Log: slog.Default()}
 			bar := newProgress("restore", 0)
-			if bar != nil {
-				o.Progress = bar.set
-			}
+			o.Progress = bar.set
 			res, err := restore.Run(ctx, repos[0], o)
 			bar.finish()
 			if err != nil {

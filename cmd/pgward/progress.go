@@ -2,17 +2,19 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// progress draws a one-line progress display on stderr when it is a terminal;
-// otherwise newProgress returns nil and the logs tell the story. A nil
-// *progress is valid and does nothing.
+// progress draws a one-line progress display on stderr when it is a terminal,
+// and otherwise logs a structured progress line every logEvery. A nil *progress
+// is valid and does nothing.
 type progress struct {
 	what  string
+	tty   bool
 	total int64
 	cur   atomic.Int64
 	start time.Time
@@ -20,15 +22,18 @@ type progress struct {
 	wg    sync.WaitGroup
 }
 
+const logEvery = 10 * time.Second
+
 func newProgress(what string, total int64) *progress {
-	if !stderrIsTerminal() {
-		return nil
+	p := &progress{what: what, total: total, start: time.Now(), stop: make(chan struct{}), tty: stderrIsTerminal()}
+	every := 200 * time.Millisecond
+	if !p.tty {
+		every = logEvery
 	}
-	p := &progress{what: what, total: total, start: time.Now(), stop: make(chan struct{})}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(200 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -51,6 +56,10 @@ func (p *progress) set(n int64) {
 func (p *progress) draw() {
 	n := p.cur.Load()
 	rate := float64(n) / max(time.Since(p.start).Seconds(), 0.001)
+	if !p.tty {
+		slog.Info(p.what+" progress", "bytes", n, "total_bytes", p.total, "bytes_per_second", int64(rate))
+		return
+	}
 	if p.total > 0 {
 		frac := min(float64(n)/float64(p.total), 1)
 		const width = 30
@@ -75,6 +84,8 @@ func (p *progress) finish() {
 	}
 	close(p.stop)
 	p.wg.Wait()
-	p.draw()
-	fmt.Fprintln(os.Stderr)
+	if p.tty {
+		p.draw()
+		fmt.Fprintln(os.Stderr)
+	}
 }

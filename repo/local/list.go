@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -46,6 +47,9 @@ func splitPrefix(prefix string) (start, rest string, ok bool) {
 	return start, rest, true
 }
 
+// maxDepth bounds the walk; see walk.
+const maxDepth = 32
+
 type walker struct {
 	s      *Storage
 	ctx    context.Context
@@ -65,6 +69,12 @@ func (w *walker) walk(rel, match string) error {
 	dir := w.s.dir
 	if rel != "" {
 		dir = w.s.path(rel)
+	}
+	// Only a symlink loop can nest this deep: repository names have a handful of segments.
+	// (The kernel would stop a loop at 40 links, but by then it would have listed every
+	// object 40 times.)
+	if strings.Count(rel, "/") >= maxDepth {
+		return fmt.Errorf("list %q: directories nested more than %d deep at %s (symlink loop?)", w.prefix, maxDepth, dir)
 	}
 	entries, err := readDir(dir)
 	if err != nil {
@@ -88,7 +98,7 @@ func (w *walker) walk(rel, match string) error {
 			}
 			continue
 		}
-		fi, err := os.Lstat(dir + string(os.PathSeparator) + e.name)
+		fi, err := os.Stat(dir + string(os.PathSeparator) + e.name)
 		if err != nil {
 			if isMissing(err) {
 				continue // deleted since the directory was read
@@ -111,7 +121,8 @@ func (w *walker) walk(rel, match string) error {
 // readDir returns the candidate entries of dir in walk order, skipping temp files and
 // anything that is neither a regular file nor a directory. The type comes from the directory
 // entry (os falls back to lstat where the file system does not fill it in), so this costs no
-// stat per entry.
+// stat per entry. Symlinks are followed, as Get and Stat follow them, so an operator may put
+// part of a repository on another disk with a symlink and List still sees all of it.
 func readDir(dir string) ([]entry, error) {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -128,7 +139,15 @@ func readDir(dir string) ([]entry, error) {
 		if strings.HasPrefix(n, tempPrefix) {
 			continue
 		}
-		switch t := de.Type(); {
+		t := de.Type()
+		if t&fs.ModeSymlink != 0 {
+			fi, err := os.Stat(dir + string(os.PathSeparator) + n)
+			if err != nil {
+				continue // dangling: no object here
+			}
+			t = fi.Mode().Type()
+		}
+		switch {
 		case t.IsDir():
 			entries = append(entries, entry{key: n + "/", name: n, isDir: true})
 		case t.IsRegular():

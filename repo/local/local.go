@@ -14,8 +14,10 @@
 //     a power loss. Every directory Put relies on has had its parent fsynced by this process.
 //   - Temp files are invisible: names with a segment starting with ".tmp-" cannot be Put and
 //     are skipped by List, so a temp file left by a crash is garbage, never an object.
-//   - Only regular files are objects. Directories and anything else (symlinks, sockets) are
-//     neither reported by List nor returned by Get and Stat, and Delete never removes them.
+//   - Only regular files are objects. Directories and anything else (sockets, FIFOs) are
+//     neither reported by List nor returned by Get and Stat, and Delete never removes a
+//     directory. Symlinks are followed everywhere, so part of a repository may live on
+//     another disk.
 //
 // Puts run in parallel without a shared lock: the only shared state is the directory cache,
 // a sync.Map that is read far more than written.
@@ -232,7 +234,7 @@ func (s *Storage) createTemp(rel string) (*os.File, error) {
 
 // existing builds Put's error when the final name is taken.
 func (s *Storage) existing(name, final, dir string) error {
-	fi, err := os.Lstat(final)
+	fi, err := os.Stat(final)
 	if err == nil && !fi.Mode().IsRegular() {
 		return fmt.Errorf("put %s: %s exists and is not a regular file", name, final)
 	}
@@ -407,15 +409,28 @@ func (s *Storage) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	p := s.path(name)
-	// unlink(2), not os.Remove: os.Remove falls back to rmdir and would delete an empty
-	// directory that merely shares the name.
-	err := syscall.Unlink(p)
+	// A directory, or a symlink to one, is not an object: deleting it would delete (or hide)
+	// the objects below it.
+	fi, err := os.Lstat(p)
+	if isMissing(err) {
+		return nil
+	}
 	if err != nil {
-		if isMissing(err) {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if ti, err := os.Stat(p); err == nil && ti.IsDir() {
 			return nil
 		}
-		if fi, lerr := os.Lstat(p); lerr == nil && fi.IsDir() {
-			return nil // a directory is not an object, so there is no object to delete
+	}
+	if fi.IsDir() {
+		return nil
+	}
+	// unlink(2), not os.Remove, which falls back to rmdir: should a directory replace the
+	// file after the check above, it stays.
+	if err := syscall.Unlink(p); err != nil {
+		if isMissing(err) {
+			return nil
 		}
 		return fmt.Errorf("delete %s: %w", name, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/pgward/pgward/repo"
@@ -305,15 +306,58 @@ func TestModesAndGetType(t *testing.T) {
 	}
 }
 
-// Symlinks and other non-regular files are not objects.
-func TestNonRegularFilesIgnored(t *testing.T) {
+// Symlinks are followed (part of a repository may live elsewhere); other non-regular files
+// and dangling links are not objects.
+func TestSymlinksAndSpecialFiles(t *testing.T) {
 	s := newStorage(t)
 	putBytes(t, s, "real", []byte("1"))
-	if err := os.Symlink("real", filepath.Join(s.Dir(), "link")); err != nil {
+	elsewhere := t.TempDir()
+	if err := os.WriteFile(filepath.Join(elsewhere, "obj"), []byte("22"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := listNames(t, s, ""); !slices.Equal(got, []string{"real"}) {
-		t.Fatalf("List = %v, want [real]", got)
+	for target, link := range map[string]string{
+		"real":                          "link",
+		elsewhere:                       "moved",
+		filepath.Join(elsewhere, "nil"): "dangling",
+	} {
+		if err := os.Symlink(target, filepath.Join(s.Dir(), link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(s.Dir(), "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := listNames(t, s, ""); !slices.Equal(got, []string{"link", "moved/obj", "real"}) {
+		t.Fatalf("List = %v, want [link moved/obj real]", got)
+	}
+	if size, err := s.Stat(t.Context(), "moved/obj"); err != nil || size != 2 {
+		t.Fatalf("Stat(moved/obj) = %d, %v; want 2", size, err)
+	}
+	putBytes(t, s, "moved/new", []byte("333"))
+	if _, err := os.Stat(filepath.Join(elsewhere, "new")); err != nil {
+		t.Fatalf("Put through a symlinked directory did not land in its target: %v", err)
+	}
+	if err := s.Delete(t.Context(), "moved"); err != nil {
+		t.Fatalf("Delete of a symlinked directory's name: %v", err)
+	}
+	if _, err := s.Stat(t.Context(), "moved/obj"); err != nil {
+		t.Fatalf("Delete of a symlinked directory's name removed what is below it: %v", err)
+	}
+	for _, name := range []string{"fifo", "dangling"} {
+		if _, err := s.Stat(t.Context(), name); !errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("Stat(%q) = %v, want ErrNotFound", name, err)
+		}
+	}
+}
+
+func TestSymlinkLoop(t *testing.T) {
+	s := newStorage(t)
+	if err := os.Symlink(".", filepath.Join(s.Dir(), "loop")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.List(t.Context(), "", func(string, int64) error { return nil }); err == nil ||
+		!strings.Contains(err.Error(), "symlink loop") {
+		t.Fatalf("List over a symlink loop = %v, want an error naming it", err)
 	}
 }
 

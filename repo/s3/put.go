@@ -1,0 +1,306 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/bits"
+	"net/http"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/pgward/pgward/repo"
+)
+
+// ifNoneMatch makes a write conditional on the key not existing.
+var ifNoneMatch = aws.String("*")
+
+// Put implements repo.Storage: one conditional PutObject up to PartSize bytes, else a
+// multipart upload completed conditionally.
+func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	if err := repo.ValidName(name); err != nil {
+		return fmt.Errorf("put: %w", err)
+	}
+	key := s.prefix + name
+	if size < 0 {
+		return fmt.Errorf("put %s: negative size %d", s.url(key), size)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", s.url(key), err)
+	}
+	if size <= s.partSize {
+		return s.putSingle(ctx, key, r, size)
+	}
+	return s.putMultipart(ctx, key, r, size)
+}
+
+func (s *Storage) putSingle(ctx context.Context, key string, r io.Reader, size int64) error {
+	bp := getBuf(size)
+	defer putBuf(bp)
+	buf := (*bp)[:size]
+	if err := readFull(ctx, r, buf); err != nil {
+		return fmt.Errorf("put %s: %w", s.url(key), err)
+	}
+	if err := readEnd(r, size); err != nil {
+		return fmt.Errorf("put %s: %w", s.url(key), err)
+	}
+	in := &awss3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &key,
+		Body:          bytes.NewReader(buf),
+		ContentLength: aws.Int64(size),
+		IfNoneMatch:   ifNoneMatch,
+	}
+	if s.sse != "" {
+		in.ServerSideEncryption = s.sse
+	}
+	if s.kmsKeyID != "" {
+		in.SSEKMSKeyId = &s.kmsKeyID
+	}
+	if s.storageClass != "" {
+		in.StorageClass = s.storageClass
+	}
+	_, err := s.client.PutObject(ctx, in)
+	return s.writeError(key, err)
+}
+
+// writeError maps the outcome of a conditional write.
+func (s *Storage) writeError(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch status, code := statusCode(err); {
+	case status == http.StatusPreconditionFailed || code == "PreconditionFailed":
+		return fmt.Errorf("put %s: %w", s.url(key), repo.ErrExists)
+	case status == http.StatusNotImplemented || code == "NotImplemented":
+		return fmt.Errorf("put %s: the server does not implement conditional writes (If-None-Match), "+
+			"which write-once objects need: %w", s.url(key), classify(err))
+	}
+	return s.opError("put", key, err)
+}
+
+func (s *Storage) putMultipart(ctx context.Context, key string, r io.Reader, size int64) error {
+	parts := (size + s.partSize - 1) / s.partSize
+	if parts > maxParts {
+		return fmt.Errorf("put %s: %d bytes need %d parts of %d bytes, more than S3's %d: raise the part size",
+			s.url(key), size, parts, s.partSize, maxParts)
+	}
+	// Fail fast when the name is taken, rather than upload what would be refused. The
+	// conditional completion below is what guarantees write-once.
+	if _, err := s.head(ctx, key); err == nil {
+		return fmt.Errorf("put %s: %w", s.url(key), repo.ErrExists)
+	} else if !isNotFound(err) {
+		return s.opError("put", key, err)
+	}
+	create := &awss3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key}
+	if s.sse != "" {
+		create.ServerSideEncryption = s.sse
+	}
+	if s.kmsKeyID != "" {
+		create.SSEKMSKeyId = &s.kmsKeyID
+	}
+	if s.storageClass != "" {
+		create.StorageClass = s.storageClass
+	}
+	if s.partChecksums {
+		create.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+	}
+	out, err := s.client.CreateMultipartUpload(ctx, create)
+	if err != nil {
+		return s.opError("put", key, err)
+	}
+	uploadID := out.UploadId
+	completed := false
+	defer func() {
+		if !completed {
+			s.abort(ctx, key, uploadID)
+		}
+	}()
+
+	done, err := s.uploadParts(ctx, key, uploadID, r, size, parts)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", s.url(key), err)
+	}
+	// Last chance to back out: after the completion the object exists.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", s.url(key), err)
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             &key,
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
+		IfNoneMatch:     ifNoneMatch,
+	})
+	if err != nil {
+		// Aborting is right even if the completion did happen and only its answer was lost:
+		// the abort then finds no upload and changes nothing.
+		return s.writeError(key, err)
+	}
+	completed = true
+	return nil
+}
+
+// uploadParts reads r part by part and uploads each part while the next is read. A slot is
+// taken before a part buffer, so at most concurrency buffers exist for this Put.
+func (s *Storage) uploadParts(ctx context.Context, key string, uploadID *string, r io.Reader, size, parts int64) ([]types.CompletedPart, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		done  = make([]types.CompletedPart, parts)
+		slots = make(chan struct{}, s.concurrency)
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	fail := func(err error) {
+		once.Do(func() {
+			first = err
+			cancel(err)
+		})
+	}
+	for i := range parts {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		n := min(s.partSize, size-i*s.partSize)
+		bp := getBuf(n)
+		buf := (*bp)[:n]
+		if err := readFull(ctx, r, buf); err != nil {
+			putBuf(bp)
+			<-slots
+			fail(err)
+			break
+		}
+		wg.Go(func() {
+			defer func() {
+				putBuf(bp)
+				<-slots
+			}()
+			num := aws.Int32(int32(i + 1))
+			in := &awss3.UploadPartInput{
+				Bucket:        &s.bucket,
+				Key:           &key,
+				UploadId:      uploadID,
+				PartNumber:    num,
+				Body:          bytes.NewReader(buf),
+				ContentLength: aws.Int64(n),
+			}
+			if s.partChecksums {
+				in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+			}
+			out, err := s.client.UploadPart(ctx, in)
+			if err != nil {
+				fail(fmt.Errorf("upload part %d of %d: %w", i+1, parts, classify(err)))
+				return
+			}
+			done[i] = types.CompletedPart{PartNumber: num, ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32}
+		})
+	}
+	if ctx.Err() == nil {
+		if err := readEnd(r, size); err != nil {
+			fail(err)
+		}
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, err // the caller's context ended
+	}
+	return done, nil
+}
+
+// abort removes a failed multipart upload, so its parts are not kept (and billed). It runs
+// even when ctx is canceled; its failure only leaves garbage for a lifecycle rule.
+func (s *Storage) abort(ctx context.Context, key string, uploadID *string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_, _ = s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, UploadId: uploadID,
+	})
+}
+
+// sourceError is a failure of the caller's reader: permanent, since sending again reads
+// the same reader.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string   { return e.err.Error() }
+func (e *sourceError) Unwrap() error   { return e.err }
+func (e *sourceError) Transient() bool { return false }
+
+// readFull fills buf from r, stopping early when ctx is canceled.
+func readFull(ctx context.Context, r io.Reader, buf []byte) error {
+	n, err := io.ReadFull(&ctxReader{ctx: ctx, r: r}, buf)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return &sourceError{fmt.Errorf("reader ended %d bytes before the size announced: %w", len(buf)-n, io.ErrUnexpectedEOF)}
+	}
+	return &sourceError{fmt.Errorf("read: %w", err)}
+}
+
+// readEnd checks that r has no bytes beyond the size announced: more would mean the
+// caller's size is wrong and the object silently truncated.
+func readEnd(r io.Reader, size int64) error {
+	var one [1]byte
+	switch n, err := io.ReadFull(r, one[:]); {
+	case n > 0:
+		return &sourceError{fmt.Errorf("reader has more than the %d bytes announced", size)}
+	case err != io.EOF:
+		return &sourceError{fmt.Errorf("read after the %d bytes announced: %w", size, err)}
+	}
+	return nil
+}
+
+// ctxReader makes a long read stop soon after ctx is canceled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Buffers come in power-of-two size classes from 64 KiB up, each class a sync.Pool, so
+// that a steady stream of Puts of similar sizes allocates nothing, and a buffer is at most
+// twice the object or part it holds.
+const minBufClass = 16
+
+var bufClasses [64]sync.Pool
+
+func bufClass(n int64) int {
+	if n <= 1<<minBufClass {
+		return minBufClass
+	}
+	return bits.Len64(uint64(n - 1))
+}
+
+func getBuf(n int64) *[]byte {
+	c := bufClass(n)
+	if bp, ok := bufClasses[c].Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 1<<c)
+	return &b
+}
+
+func putBuf(bp *[]byte) {
+	bufClasses[bufClass(int64(cap(*bp)))].Put(bp)
+}
