@@ -90,6 +90,11 @@ func resolveFlags(cmd *cobra.Command) error {
 		return err
 	}
 	cluster := "main"
+	for k := range cf.global {
+		if k != "default-cluster" && flags.Lookup(k) == nil && !knownFileKey(k) {
+			return fmt.Errorf("config file %s: unknown option %q (options are the long flag names, e.g. repo, conn, compress)", cf.path, k)
+		}
+	}
 	if f := flags.Lookup("cluster"); f != nil {
 		switch {
 		case f.Changed:
@@ -97,14 +102,16 @@ func resolveFlags(cmd *cobra.Command) error {
 		case os.Getenv(envName("cluster")) != "":
 			cluster = os.Getenv(envName("cluster"))
 		default:
-			if v, ok := cf.global["cluster"]; ok {
+			// "cluster" at the top level is the table of per-cluster options,
+			// so the file names its default cluster with another key.
+			if v, ok := cf.global["default-cluster"]; ok {
 				cluster = fmt.Sprint(v)
 			}
 		}
 	}
 	var errs []error
 	flags.VisitAll(func(f *pflag.Flag) {
-		if f.Changed || f.Name == "config" || f.Name == "help" {
+		if f.Changed || f.Name == "config" || f.Name == "help" || f.Name == "cluster" {
 			return
 		}
 		if f.Name == "passphrase" {
@@ -134,11 +141,24 @@ func resolveFlags(cmd *cobra.Command) error {
 		}
 	})
 	if cluster != "" {
-		if f := flags.Lookup("cluster"); f != nil && !f.Changed {
+		// Only a cluster chosen by env or file counts as given: list shows
+		// every cluster otherwise.
+		if f := flags.Lookup("cluster"); f != nil && !f.Changed && cluster != f.DefValue {
 			_ = flags.Set("cluster", cluster)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// knownFileKey accepts options that belong to other commands, so one config
+// file serves every command.
+func knownFileKey(k string) bool {
+	for _, c := range newRootCmd().Commands() {
+		if c.Flags().Lookup(k) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // setFlag sets a flag from env or file. A list flag from the environment takes
