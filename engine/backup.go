@@ -114,7 +114,11 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	if walLevel, err := showSetting(ctx, conn, "wal_level"); err == nil && walLevel == "minimal" {
 		return nil, fmt.Errorf("backup: the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
 	}
-	ident := repo.Identity{Cluster: o.Cluster, SystemIdentifier: sys.SystemID, PGMajor: pgVersion / 10000}
+	segSize, err := walSegmentSize(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	ident := repo.Identity{Cluster: o.Cluster, SystemIdentifier: sys.SystemID, PGMajor: pgVersion / 10000, WALSegSize: segSize}
 	for _, r := range repos {
 		if err := r.EnsureIdentity(ctx, ident); err != nil {
 			return nil, fmt.Errorf("backup: %w", err)

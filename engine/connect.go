@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -64,4 +65,30 @@ func showSetting(ctx context.Context, c *pgconn.PgConn, name string) (string, er
 		return "", fmt.Errorf("SHOW %s: unexpected result", name)
 	}
 	return string(res[0].Rows[0][0]), nil
+}
+
+// walSegmentSize reads wal_segment_size, which SHOW prints with a unit
+// ("16MB", "1GB").
+func walSegmentSize(ctx context.Context, c *pgconn.PgConn) (uint64, error) {
+	v, err := showSetting(ctx, c, "wal_segment_size")
+	if err != nil {
+		return 0, err
+	}
+	num := strings.TrimRight(v, "kMGTB")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse wal_segment_size %q", v)
+	}
+	switch strings.TrimPrefix(v, num) {
+	case "kB":
+		n <<= 10
+	case "MB":
+		n <<= 20
+	case "GB":
+		n <<= 30
+	case "", "B":
+	default:
+		return 0, fmt.Errorf("cannot parse wal_segment_size %q", v)
+	}
+	return n, nil
 }

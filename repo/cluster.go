@@ -14,10 +14,12 @@ const identityName = "identity"
 // under the same name must match it, so two clusters can never be mixed up
 // under one name.
 type Identity struct {
-	Cluster          string    `json:"cluster"`
-	SystemIdentifier string    `json:"system_identifier"`
-	PGMajor          int       `json:"pg_major"`
-	Created          time.Time `json:"created"`
+	Cluster          string `json:"cluster"`
+	SystemIdentifier string `json:"system_identifier"`
+	PGMajor          int    `json:"pg_major"`
+	// WALSegSize is the cluster's WAL segment size in bytes (initdb --wal-segsize).
+	WALSegSize uint64    `json:"wal_segment_size"`
+	Created    time.Time `json:"created"`
 }
 
 func identityObject(cluster string) string { return "clusters/" + cluster + "/" + identityName }

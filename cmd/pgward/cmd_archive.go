@@ -1,22 +1,157 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/pgward/pgward/compress"
+	"github.com/pgward/pgward/wal/archive"
 	"github.com/spf13/cobra"
 )
 
-// archive-get is PostgreSQL's restore_command. Until the WAL archive exists in
-// this build, every segment is "not in the archive": exit 1 quietly, which makes
-// PostgreSQL fall back to the WAL the backup carries in pg_wal.
+// defaultSpool is where push-ahead markers and prefetched WAL go; it is created
+// on first use (0700, owned by the user PostgreSQL runs as).
+func defaultSpool() string {
+	if fi, err := os.Stat("/var/spool/pgward"); err == nil && fi.IsDir() {
+		return "/var/spool/pgward"
+	}
+	return filepath.Join(os.TempDir(), "pgward-spool-"+strconv.Itoa(os.Geteuid()))
+}
+
+func addSpoolFlag(cmd *cobra.Command) {
+	cmd.Flags().String("spool-path", "", "local spool for push-ahead and prefetch (default /var/spool/pgward if it exists, else $TMPDIR/pgward-spool-UID; 'off' disables)")
+}
+
+func spoolBase(cmd *cobra.Command) string {
+	p, _ := cmd.Flags().GetString("spool-path")
+	switch p {
+	case "off":
+		return ""
+	case "":
+		return defaultSpool()
+	}
+	return p
+}
+
+func newArchivePushCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "archive-push PATH",
+		Short: "Archive a WAL file (PostgreSQL's archive_command)",
+		Long: `Validate the WAL file at PATH (a segment of this cluster, a .partial segment,
+a timeline history or a backup history file), compress and encrypt it like
+backup data, and store it in every repository. Exits 0 only when the file is
+durable everywhere. Pushing identical bytes again succeeds; different bytes
+under an archived name fail and change nothing.
+
+  archive_command = 'pgward archive-push --config /etc/pgward/pgward.toml --cluster main %p'
+
+With --push-ahead N (default 4) it also pushes the next N segments PostgreSQL
+has marked ready, in parallel, so that the following calls return at once.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cluster, err := clusterName(cmd)
+			if err != nil {
+				return err
+			}
+			spec, _ := cmd.Flags().GetString("compress")
+			codec, err := compress.Parse(spec)
+			if err != nil {
+				return fmt.Errorf("--compress: %w", err)
+			}
+			ahead, _ := cmd.Flags().GetInt("push-ahead")
+			repos, err := openRepos(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			o := archive.PushOptions{Cluster: cluster, Codec: codec, Ahead: ahead, Log: slog.Default()}
+			if ahead > 0 {
+				o.Spool = archive.OpenSpool(spoolBase(cmd), cluster, repos)
+			}
+			return archive.Push(ctx, repos, args[0], o)
+		},
+	}
+	cmd.Flags().String("compress", "zstd:1", "compression for WAL: zstd, zstd:N, lz4 or none")
+	cmd.Flags().Int("push-ahead", 4, "also push up to N further ready segments in parallel (0: off)")
+	addSpoolFlag(cmd)
+	return cmd
+}
+
 func newArchiveGetCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "archive-get NAME DEST",
 		Short: "Fetch a WAL file from the archive (PostgreSQL's restore_command)",
-		Long: `Fetch the WAL file NAME from the repository's archive into DEST. Exit 1,
-quietly, when the archive does not have it (PostgreSQL probes for files that do
-not exist).`,
+		Long: `Fetch the WAL file NAME from the first repository that has a good copy,
+verify it, and write it to DEST atomically. Exit 1, quietly, when no
+repository has it (PostgreSQL probes for files that do not exist); any other
+failure is an error.
+
+  restore_command = 'pgward archive-get --config /etc/pgward/pgward.toml --cluster main %f %p'
+
+With --prefetch N (default 8) a background process fetches the next N
+segments into the spool, so that the following calls return at once.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return &exitError{code: 1}
+			ctx := cmd.Context()
+			cluster, err := clusterName(cmd)
+			if err != nil {
+				return err
+			}
+			repos, err := openRepos(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			prefetch, _ := cmd.Flags().GetInt("prefetch")
+			o := archive.GetOptions{Cluster: cluster, Log: slog.Default()}
+			if prefetch > 0 {
+				o.Spool = archive.OpenSpool(spoolBase(cmd), cluster, repos)
+			}
+			if from, _ := cmd.Flags().GetString("prefetch-after"); from != "" {
+				segSize, _ := cmd.Flags().GetUint64("segment-size")
+				return archive.Prefetch(ctx, repos, from, segSize, prefetch, o)
+			}
+			f, found, err := archive.Get(ctx, repos, args[0], args[1], o)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return &exitError{code: 1}
+			}
+			if o.Spool != nil && f.SegSize > 0 {
+				startPrefetch(args[0], f.SegSize)
+			}
+			return nil
 		},
+	}
+	cmd.Flags().Int("prefetch", 8, "prefetch up to N following segments in the background (0: off)")
+	cmd.Flags().String("prefetch-after", "", "")
+	cmd.Flags().Uint64("segment-size", 0, "")
+	_ = cmd.Flags().MarkHidden("prefetch-after")
+	_ = cmd.Flags().MarkHidden("segment-size")
+	addSpoolFlag(cmd)
+	return cmd
+}
+
+// startPrefetch re-runs this command line in the background as a prefetcher
+// and does not wait for it: PostgreSQL is waiting for this call to return.
+func startPrefetch(name string, segSize uint64) {
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	args := append([]string{}, os.Args[1:]...)
+	args = append(args, "--prefetch-after", name, "--segment-size", strconv.FormatUint(segSize, 10))
+	c := exec.Command(exe, args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
+		c.Stdin, c.Stdout, c.Stderr = devnull, devnull, devnull
+	}
+	if err := c.Start(); err == nil {
+		_ = c.Process.Release()
 	}
 }

@@ -57,8 +57,50 @@ parent (or --owner).`,
 			if err != nil {
 				return err
 			}
+			target := restore.Target{}
+			target.Time, _ = f.GetString("target-time")
+			target.LSN, _ = f.GetString("target-lsn")
+			target.XID, _ = f.GetString("target-xid")
+			target.Name, _ = f.GetString("target-name")
+			target.Immediate, _ = f.GetBool("target-immediate")
+			target.Exclusive, _ = f.GetBool("target-exclusive")
+			target.Action, _ = f.GetString("target-action")
+			target.Timeline, _ = f.GetString("target-timeline")
+			if err := target.Validate(); err != nil {
+				return err
+			}
+			if target.Set() {
+				// Pick the backup that can reach the target, and refuse a target
+				// outside the recoverable window before writing anything.
+				w, err := restore.RecoveryWindow(ctx, repos[0], cluster)
+				if err != nil {
+					return err
+				}
+				chosen := w.Backups[len(w.Backups)-1]
+				if f.Changed("backup") && backupID != "latest" {
+					if chosen, err = repos[0].Manifest(ctx, cluster, backupID); err != nil {
+						return err
+					}
+				}
+				zone, err := target.Resolve(ctx, repos[0], chosen)
+				if err != nil {
+					return err
+				}
+				if zone != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "--target-time has no time zone: using %s, the restored server's timezone setting\n", zone)
+				}
+				if !f.Changed("backup") || backupID == "latest" {
+					if chosen, err = restore.ChooseBackup(w, &target); err != nil {
+						return err
+					}
+				}
+				if err := restore.CheckReachable(w, &target); err != nil {
+					return err
+				}
+				backupID = chosen.ID
+			}
 			o := restore.Options{Cluster: cluster, BackupID: backupID, PGData: pgdata, TablespaceMap: tsMap, Jobs: jobs, UID: uid, GID: gid,
-				Recovery: []restore.Setting{{Name: "restore_command", Value: rc}}, Log: slog.Default()}
+				Recovery: target.RecoverySettings(rc), Log: slog.Default()}
 			bar := newProgress("restore", 0)
 			o.Progress = bar.set
 			res, err := restore.Run(ctx, repos[0], o)
@@ -79,6 +121,14 @@ parent (or --owner).`,
 	f.String("backup", "latest", "backup ID to restore, or latest")
 	f.Int("jobs", 0, "parallel chunk readers and writers (default: number of CPUs)")
 	f.StringSlice("tablespace-map", nil, "move a tablespace: OID=DIR (repeatable)")
+	f.String("target-time", "", "recover to this time (PostgreSQL timestamp syntax, zone optional)")
+	f.String("target-lsn", "", "recover to this WAL position (e.g. 0/3000060)")
+	f.String("target-xid", "", "recover to this transaction ID")
+	f.String("target-name", "", "recover to this restore point (pg_create_restore_point)")
+	f.Bool("target-immediate", false, "stop as soon as the backup is consistent")
+	f.Bool("target-exclusive", false, "stop just before the target instead of just after it")
+	f.String("target-action", "", "after reaching the target: promote (default), pause or shutdown")
+	f.String("target-timeline", "latest", "timeline to recover along: latest, current or a number")
 	f.String("owner", "", "when run as root, the user to own the restored files (default: owner of the --pgdata parent directory)")
 	return cmd
 }

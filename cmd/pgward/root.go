@@ -38,7 +38,7 @@ func newRootCmd() *cobra.Command {
 	pf.String("passphrase-command", "", "shell command that prints the repository passphrase")
 	pf.String("log-format", "text", "log format: text or json")
 	pf.String("log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newInitCmd(), newBackupCmd(), newListCmd(), newRestoreCmd(), newArchiveGetCmd())
+	root.AddCommand(newInitCmd(), newBackupCmd(), newListCmd(), newRestoreCmd(), newArchivePushCmd(), newArchiveGetCmd())
 	return root
 }
 

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pgward/pgward/repo"
 )
@@ -397,6 +398,23 @@ func (s *Storage) Stat(ctx context.Context, name string) (int64, error) {
 		return 0, fmt.Errorf("stat %s: %w", name, err)
 	}
 	return fi.Size(), nil
+}
+
+// ModTime returns when an object was written (its file's modification time).
+// The repository uses it only for information, such as the age of the newest
+// archived WAL file.
+func (s *Storage) ModTime(ctx context.Context, name string) (time.Time, error) {
+	if err := checkName(name); err != nil {
+		return time.Time{}, fmt.Errorf("modtime: %w", err)
+	}
+	fi, err := os.Stat(s.path(name))
+	if isMissing(err) || (err == nil && !fi.Mode().IsRegular()) {
+		return time.Time{}, fmt.Errorf("modtime %s: %w", name, repo.ErrNotFound)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("modtime %s: %w", name, err)
+	}
+	return fi.ModTime(), nil
 }
 
 // Delete implements repo.Storage. The directory is fsynced so that the removal is durable;

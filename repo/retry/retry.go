@@ -290,10 +290,11 @@ type resumingReader struct {
 	name string
 	rc   io.ReadCloser
 	off  int64 // bytes delivered
-	// stuckAt is off at the last resume; failing again without progress shares the budget of
-	// that resume, so a stream that breaks at once every time still gives up in bounded time.
+	// t drives the retries of one episode of failures. Failing again without having
+	// delivered a byte since the last resume continues the episode, so a stream that breaks
+	// at once every time still gives up in bounded time; progress starts a new one.
+	t       *tries
 	stuckAt int64
-	budget  time.Time
 	err     error
 }
 
@@ -307,21 +308,15 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	r.rc.Close()
-	if r.budget.IsZero() || r.off != r.stuckAt {
-		r.budget = time.Now().Add(r.s.p.MaxElapsed)
+	if r.t == nil || r.off != r.stuckAt {
+		r.t = r.s.begin(r.ctx, "get", r.name)
 	}
 	r.stuckAt = r.off
-	if time.Now().After(r.budget) {
-		r.err = fmt.Errorf("get %s: read after %d bytes: %w (gave up resuming)", r.name, r.off, err)
+	if retry, rerr := r.t.again(fmt.Errorf("get %s: read after %d bytes: %w", r.name, r.off, err)); !retry {
+		r.err = rerr
 		return n, r.err
 	}
-	if r.s.p.OnRetry != nil {
-		r.s.p.OnRetry("get", r.name, 1, 0, err)
-	}
-	// A fresh policy window, cut to what is left of this resume's budget.
-	sub := *r.s
-	sub.p.MaxElapsed = time.Until(r.budget)
-	rc, oerr := sub.open(r.ctx, r.name, r.off)
+	rc, oerr := r.s.open(r.ctx, r.name, r.off)
 	if oerr != nil {
 		r.err = fmt.Errorf("get %s: resuming after %d bytes (read failed: %v): %w", r.name, r.off, err, oerr)
 		return n, r.err

@@ -22,7 +22,7 @@ var ifNoneMatch = aws.String("*")
 // Put implements repo.Storage: one conditional PutObject up to PartSize bytes, else a
 // multipart upload completed conditionally.
 func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64) error {
-	if err := repo.ValidName(name); err != nil {
+	if err := checkName(name); err != nil {
 		return fmt.Errorf("put: %w", err)
 	}
 	key := s.prefix + name

@@ -39,6 +39,8 @@ package s3
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -168,13 +170,29 @@ func checkBucket(b string) error {
 	return nil
 }
 
+// checkName applies repo.ValidName plus the one rule of this backend: no control characters.
+// Listings come back as XML, which cannot carry most of them and turns "\r" into "\n";
+// URL-encoded listings would, but not every S3-compatible server implements them
+// (versitygw 1.8 does not), and a name that cannot be listed back would break List.
+func checkName(name string) error {
+	if err := repo.ValidName(name); err != nil {
+		return err
+	}
+	for _, c := range []byte(name) {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%w %q: contains a control character, which S3 listings cannot carry", repo.ErrInvalidName, name)
+		}
+	}
+	return nil
+}
+
 // normPrefix returns the key prefix for Config.Prefix p: "" or a valid name plus "/".
 func normPrefix(p string) (string, error) {
 	p = strings.Trim(p, "/")
 	if p == "" {
 		return "", nil
 	}
-	if err := repo.ValidName(p); err != nil {
+	if err := checkName(p); err != nil {
 		return "", fmt.Errorf("prefix: %w", err)
 	}
 	return p + "/", nil
@@ -187,9 +205,44 @@ func Open(ctx context.Context, c Config) (*Storage, error) {
 	return open(ctx, c, false)
 }
 
-// Create is Open, but creates the bucket (in the configured region) when it is missing.
+// Create is Open, but creates the bucket (in the configured region) when it is missing. It
+// is meant for setting up a repository, so it also runs CheckConditionalWrites.
 func Create(ctx context.Context, c Config) (*Storage, error) {
-	return open(ctx, c, true)
+	s, err := open(ctx, c, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.CheckConditionalWrites(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CheckConditionalWrites writes a probe object twice and deletes it, to detect a server
+// that ignores "If-None-Match: *" and silently replaces objects (one that refuses the header
+// says so with 501 on every Put). On such a server write-once cannot be kept, so this is an
+// error. The probe lives under ".probe/" below the prefix, which no repository object uses.
+func (s *Storage) CheckConditionalWrites(ctx context.Context) error {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	name := ".probe/conditional-write-" + hex.EncodeToString(rnd[:])
+	first, second := "first", "second write, must be refused"
+	if err := s.Put(ctx, name, strings.NewReader(first), int64(len(first))); err != nil {
+		return fmt.Errorf("check conditional writes: %w", err)
+	}
+	err := s.Put(ctx, name, strings.NewReader(second), int64(len(second)))
+	if derr := s.Delete(context.WithoutCancel(ctx), name); derr != nil && err == nil {
+		err = derr
+	}
+	switch {
+	case errors.Is(err, repo.ErrExists):
+		return nil
+	case err == nil:
+		return fmt.Errorf("check conditional writes: the server at %s replaced an object written with "+
+			"\"If-None-Match: *\": it ignores conditional writes, so write-once objects cannot be guaranteed; "+
+			"use a server that implements them (AWS S3, MinIO, Ceph RGW, versitygw)", s)
+	}
+	return fmt.Errorf("check conditional writes: %w", err)
 }
 
 func open(ctx context.Context, c Config, create bool) (*Storage, error) {
@@ -299,6 +352,9 @@ func newStorage(ctx context.Context, c Config) (*Storage, error) {
 		}
 		o.UsePathStyle = c.PathStyle
 		o.Retryer = aws.NopRetryer{}
+		// Get asks for checksum validation; multipart objects have only a checksum of
+		// checksums, which the SDK would otherwise log about on every read.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 	return s, nil
 }
@@ -405,10 +461,12 @@ func (s *Storage) String() string {
 // url names the object with key for messages.
 func (s *Storage) url(key string) string { return "s3://" + s.bucket + "/" + key }
 
-// httpResponse returns the HTTP response behind an SDK error, if there was one.
+// httpResponse returns the HTTP response behind an SDK error, if there was one. The SDK
+// also wraps a request that never got an answer (a reset connection) in a ResponseError,
+// with status 0: that is no response.
 func httpResponse(err error) *http.Response {
 	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) && re.Response != nil {
+	if errors.As(err, &re) && re.Response != nil && re.Response.Response != nil && re.Response.StatusCode != 0 {
 		return re.Response.Response
 	}
 	return nil
@@ -486,7 +544,7 @@ func (s *Storage) opError(op, key string, err error) error {
 
 // Get implements repo.Storage. The reader streams the object from the server.
 func (s *Storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	if err := repo.ValidName(name); err != nil {
+	if err := checkName(name); err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
 	key := s.prefix + name
@@ -509,7 +567,7 @@ func (s *Storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 
 // Stat implements repo.Storage.
 func (s *Storage) Stat(ctx context.Context, name string) (int64, error) {
-	if err := repo.ValidName(name); err != nil {
+	if err := checkName(name); err != nil {
 		return 0, fmt.Errorf("stat: %w", err)
 	}
 	key := s.prefix + name
@@ -540,7 +598,8 @@ func (s *Storage) List(ctx context.Context, prefix string, fn func(name string, 
 	p := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{
 		Bucket: &s.bucket,
 		Prefix: &full,
-		// Keys travel URL-encoded: XML 1.0 cannot carry every byte a name may hold.
+		// Keys travel URL-encoded where the server supports it (it says so in the answer):
+		// then no XML parser rewrites them on the way.
 		EncodingType: types.EncodingTypeUrl,
 	})
 	last := ""
@@ -553,15 +612,17 @@ func (s *Storage) List(ctx context.Context, prefix string, fn func(name string, 
 			return s.opError("list", full, err)
 		}
 		for _, o := range page.Contents {
-			key, err := url.QueryUnescape(aws.ToString(o.Key))
-			if err != nil {
-				return fmt.Errorf("list %s: server sent a badly encoded key %q: %w", s.url(full), aws.ToString(o.Key), err)
+			key := aws.ToString(o.Key)
+			if page.EncodingType == types.EncodingTypeUrl {
+				if key, err = url.QueryUnescape(key); err != nil {
+					return fmt.Errorf("list %s: server sent a badly encoded key %q: %w", s.url(full), aws.ToString(o.Key), err)
+				}
 			}
 			if !strings.HasPrefix(key, full) {
 				continue // a server that interprets the prefix as a path, e.g. "a/../"
 			}
 			name := key[len(s.prefix):]
-			if repo.ValidName(name) != nil {
+			if checkName(name) != nil {
 				continue // not an object of ours
 			}
 			if name <= last && last != "" {
@@ -582,7 +643,7 @@ func (s *Storage) List(ctx context.Context, prefix string, fn func(name string, 
 // Delete implements repo.Storage. S3 answers a delete of a missing key with success; some
 // servers answer 404, which is success too.
 func (s *Storage) Delete(ctx context.Context, name string) error {
-	if err := repo.ValidName(name); err != nil {
+	if err := checkName(name); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
 	key := s.prefix + name

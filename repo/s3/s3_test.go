@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -21,8 +23,8 @@ import (
 	"github.com/pgward/pgward/test/s3test"
 )
 
-// config returns the Config for bucket on srv (or on endpoint, when set: a proxy).
-func config(srv *s3test.Server, bucket string) Config {
+// testConfig returns the Config for bucket on srv (or on endpoint, when set: a proxy).
+func testConfig(srv *s3test.Server, bucket string) Config {
 	return Config{
 		Bucket:    bucket,
 		Region:    srv.Region,
@@ -47,7 +49,7 @@ func newBucket(t testing.TB, srv *s3test.Server) *Storage {
 	t.Helper()
 	bucket := s3test.BucketName(t)
 	srv.CreateBucket(t, bucket)
-	return mustOpen(t, config(srv, bucket))
+	return mustOpen(t, testConfig(srv, bucket))
 }
 
 func payload(seed uint64, n int) []byte {
@@ -103,7 +105,7 @@ func TestConformancePrefix(t *testing.T) {
 	n := 0
 	storagetest.Run(t, func(t *testing.T) repo.Storage {
 		n++
-		c := config(srv, bucket)
+		c := testConfig(srv, bucket)
 		c.Prefix = fmt.Sprintf("/p/%d/", n)
 		st := mustOpen(t, c)
 		if want := fmt.Sprintf("s3://%s/p/%d", bucket, n); st.String() != want {
@@ -118,7 +120,7 @@ func TestMultipart(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := s3test.BucketName(t)
 	srv.CreateBucket(t, bucket)
-	c := config(srv, bucket)
+	c := testConfig(srv, bucket)
 	c.PartSize = MinPartSize
 	c.Concurrency = 2
 	st := mustOpen(t, c)
@@ -206,6 +208,7 @@ func TestMultipart(t *testing.T) {
 
 	t.Run("Canceled", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		data := payload(4, 3*MinPartSize)
 		r := &hookReader{r: bytes.NewReader(data), after: MinPartSize + 1, hook: cancel}
 		if err := st.Put(cctx, "cancel/x", r, int64(len(data))); !errors.Is(err, context.Canceled) {
@@ -262,7 +265,7 @@ func (e *errReader) Read([]byte) (int, error) { return 0, e.err }
 func TestNames(t *testing.T) {
 	srv := s3test.Start(t)
 	st := newBucket(t, srv)
-	names := []string{"a b/c d", "plus+sign", "percent%41", "q?uery", "hash#x", "amp&eq=", "ünïcode/ok", "tab\tx", "ctl\x01x", "lt<gt>"}
+	names := []string{"a b/c d", "plus+sign", "percent%41", "q?uery", "hash#x", "amp&eq=", "ünïcode/ok", "lt<gt>", "quote\"'", "semi;colon"}
 	for i, n := range names {
 		data := payload(uint64(i), i+1)
 		if err := st.Put(t.Context(), n, bytes.NewReader(data), int64(len(data))); err != nil {
@@ -276,6 +279,12 @@ func TestNames(t *testing.T) {
 	if got := listAll(t, st, ""); !slices.Equal(got, want) {
 		t.Fatalf("List = %q, want %q", got, want)
 	}
+	// Control characters cannot be listed back through XML: refused up front.
+	for _, n := range []string{"tab\tx", "cr\rx", "ctl\x01x", "del\x7fx"} {
+		if err := st.Put(t.Context(), n, strings.NewReader("x"), 1); !errors.Is(err, repo.ErrInvalidName) {
+			t.Errorf("Put(%q) = %v, want ErrInvalidName", n, err)
+		}
+	}
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -283,7 +292,7 @@ func TestOpenErrors(t *testing.T) {
 	ctx := t.Context()
 
 	t.Run("MissingBucket", func(t *testing.T) {
-		_, err := Open(ctx, config(srv, "no-such-bucket"))
+		_, err := Open(ctx, testConfig(srv, "no-such-bucket"))
 		want := "bucket no-such-bucket does not exist (create it, or run pgward init which creates it)"
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Fatalf("Open of a missing bucket = %v, want %q", err, want)
@@ -296,7 +305,7 @@ func TestOpenErrors(t *testing.T) {
 	t.Run("WrongSecret", func(t *testing.T) {
 		bucket := s3test.BucketName(t)
 		srv.CreateBucket(t, bucket)
-		c := config(srv, bucket)
+		c := testConfig(srv, bucket)
 		c.SecretKey = "wrong-secret-" + c.SecretKey[:8]
 		_, err := Open(ctx, c)
 		want := "access denied to bucket " + bucket + ": check the credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE) and the bucket policy"
@@ -313,23 +322,23 @@ func TestOpenErrors(t *testing.T) {
 
 	t.Run("Create", func(t *testing.T) {
 		bucket := s3test.BucketName(t)
-		st, err := Create(ctx, config(srv, bucket))
+		st, err := Create(ctx, testConfig(srv, bucket))
 		if err != nil {
 			t.Fatalf("Create of a missing bucket: %v", err)
 		}
 		if err := st.Put(ctx, "x", strings.NewReader("x"), 1); err != nil {
 			t.Fatalf("Put after Create: %v", err)
 		}
-		if _, err := Create(ctx, config(srv, bucket)); err != nil {
+		if _, err := Create(ctx, testConfig(srv, bucket)); err != nil {
 			t.Fatalf("Create of an existing bucket: %v", err)
 		}
-		if _, err := Open(ctx, config(srv, bucket)); err != nil {
+		if _, err := Open(ctx, testConfig(srv, bucket)); err != nil {
 			t.Fatalf("Open after Create: %v", err)
 		}
 	})
 
 	t.Run("BadConfig", func(t *testing.T) {
-		good := config(srv, "some-bucket")
+		good := testConfig(srv, "some-bucket")
 		for _, tc := range []struct {
 			name string
 			edit func(*Config)
@@ -428,4 +437,17 @@ func isolateAWSEnv(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/credentials")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// TestIgnoredConditionalWrites: Create refuses a server that accepts every write, since it
+// would replace objects. A stand-in server is enough here (and no real one behaves so).
+func TestIgnoredConditionalWrites(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	_, err := Create(t.Context(), Config{Bucket: "bucket", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", AccessKey: "a", SecretKey: "s"})
+	if err == nil || !strings.Contains(err.Error(), "it ignores conditional writes") {
+		t.Fatalf("Create on a server that ignores If-None-Match = %v", err)
+	}
 }

@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +63,23 @@ func (r result) String() string {
 // environment (no PGWARD_* leaking in from the developer's shell).
 func pgward(t testing.TB, env []string, args ...string) result {
 	t.Helper()
+	return runPgward(t, false, env, args...)
+}
+
+// pgwardPG runs pgward as the postgres OS user (when the test runs as root), as
+// the archive_command and restore_command run, so that a repository written by
+// both stays writable by both.
+func pgwardPG(t testing.TB, env []string, args ...string) result {
+	t.Helper()
+	r := runPgward(t, true, env, args...)
+	if r.code != 0 {
+		t.Fatalf("pgward %s (as postgres) failed: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+func runPgward(t testing.TB, asPostgres bool, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, pgwardBin, args...)
@@ -69,6 +89,16 @@ func pgward(t testing.TB, env []string, args ...string) result {
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
+	if asPostgres && os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		cmd.Dir = os.TempDir()
+	}
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()

@@ -1,0 +1,183 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/wal"
+)
+
+// GetOptions configure archive-get.
+type GetOptions struct {
+	Cluster string
+	// Spool enables serving prefetched files (nil: always fetch).
+	Spool *Spool
+	Log   *slog.Logger
+}
+
+// Fetched describes a file archive-get delivered.
+type Fetched struct {
+	// FromSpool is true when a prefetched copy was used.
+	FromSpool bool
+	// SegSize is the segment size read from a segment's header (0 otherwise):
+	// the prefetcher needs it to name the following segments.
+	SegSize uint64
+}
+
+// Get writes the archived WAL file name to dest. found is false, with a nil
+// error, when no repository has it.
+func Get(ctx context.Context, repos []*repo.Repo, name, dest string, o GetOptions) (f Fetched, found bool, err error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	n, err := wal.ParseName(name)
+	if err != nil {
+		return f, false, fmt.Errorf("archive-get %s: %w", name, err)
+	}
+	if o.Spool != nil {
+		o.Spool.pruneGet(name)
+		p := filepath.Join(o.Spool.getDir(), name)
+		if _, err := os.Stat(p); err == nil {
+			if err := moveFile(p, dest); err == nil {
+				f.FromSpool = true
+				f.SegSize = segSizeOf(dest, n)
+				return f, true, nil
+			}
+		}
+	}
+	data, found, err := fetch(ctx, repos, o.Cluster, name)
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("archive-get %s: %w", name, err)
+		}
+		return f, found, err
+	}
+	if err := writeAtomic(dest, data, false); err != nil {
+		return f, false, fmt.Errorf("archive-get %s: writing %s: %w", name, dest, err)
+	}
+	if n.Kind == wal.Segment {
+		if h, err := wal.ParseSegmentHeader(data); err == nil {
+			f.SegSize = uint64(h.SegSize)
+		}
+	}
+	return f, true, nil
+}
+
+// fetch reads a WAL file from the first repository that has a good copy. It
+// falls back to the next repository when one is missing the file, unreachable,
+// or holds a bad copy; the errors are reported only when no repository had it.
+func fetch(ctx context.Context, repos []*repo.Repo, cluster, name string) ([]byte, bool, error) {
+	var errs []error
+	for _, r := range repos {
+		data, err := r.GetWAL(ctx, cluster, name)
+		if err == nil {
+			return data, true, nil
+		}
+		if !errors.Is(err, repo.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return nil, false, errors.Join(errs...)
+}
+
+func segSizeOf(path string, n wal.Name) uint64 {
+	if n.Kind != wal.Segment {
+		return 0
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	buf := make([]byte, 64)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return 0
+	}
+	h, err := wal.ParseSegmentHeader(buf)
+	if err != nil {
+		return 0
+	}
+	return uint64(h.SegSize)
+}
+
+// moveFile renames, or copies across file systems.
+func moveFile(from, to string) error {
+	err := os.Rename(from, to)
+	if err == nil {
+		return nil
+	}
+	var le *os.LinkError
+	if !errors.As(err, &le) || !errors.Is(le.Err, syscall.EXDEV) {
+		return err
+	}
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(to, data, false); err != nil {
+		return err
+	}
+	return os.Remove(from)
+}
+
+// pruneGet removes prefetched files PostgreSQL has moved past.
+func (s *Spool) pruneGet(current string) {
+	entries, _ := os.ReadDir(s.getDir())
+	for _, e := range entries {
+		if e.Name() < current && !strings.HasPrefix(e.Name(), ".lock") {
+			os.Remove(filepath.Join(s.getDir(), e.Name()))
+		}
+	}
+}
+
+// Prefetch fetches up to count segments following after into the spool, in
+// parallel, skipping those already there. One prefetcher runs per spool at a
+// time (an flock); a second returns at once.
+func Prefetch(ctx context.Context, repos []*repo.Repo, after string, segSize uint64, count int, o GetOptions) error {
+	if o.Spool == nil || count <= 0 {
+		return nil
+	}
+	lock, err := os.OpenFile(filepath.Join(o.Spool.getDir(), ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return nil // another prefetcher is at work
+	}
+	names, err := wal.NextSegments(after, segSize, count)
+	if err != nil {
+		return err
+	}
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, name := range names {
+		p := filepath.Join(o.Spool.getDir(), name)
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			data, found, err := fetch(ctx, repos, o.Cluster, name)
+			if err != nil || !found {
+				return // archive-get will report it when PostgreSQL asks
+			}
+			if err := writeAtomic(p, data, false); err != nil && o.Log != nil {
+				o.Log.Debug("prefetch", "file", name, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
