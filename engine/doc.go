@@ -4,22 +4,22 @@
 //
 // The backup pipeline, and why it is shaped this way:
 //
-//	server ──BASE_BACKUP──▶ reader ──jobs (bounded)──▶ N workers ──▶ repo.PutChunk
-//	                          │                          hash, skip known, compress, seal, store
-//	                          └─ tar parse, CRC32C per file, manifest entries
+//		server ──BASE_BACKUP──▶ reader ──jobs (bounded)──▶ N workers ──▶ repo.PutChunk
+//		                          │                          hash, skip known, compress, seal, store
+//		                          └─ tar parse, CRC32C per file, manifest entries
 //
-//   - One reader goroutine owns the connection and the tar parser: the server
-//     sends one ordered stream, so there is nothing to parallelise there, and
-//     keeping it cheap (a copy and a CRC) leaves the CPU to the workers and the
-//     walsender, which share the same cores.
-//   - Memory is bounded by construction: chunk buffers come from a fixed pool of
-//     2×jobs+2 buffers of chunk size; the reader blocks when all are in use. Nothing
-//     grows with the database except the manifest's list of chunk IDs.
-//   - A chunk already stored (known from the previous backup's manifest, seen
-//     earlier in this backup, or found by Stat) is never compressed or written
-//     again.
-//   - Commit last: the manifest is written only after every worker has finished
-//     and every chunk is durable, and after the files received have been checked
-//     against the server's own backup_manifest (size and CRC32C).
-//   - Any error cancels the whole group; nothing is committed.
+//	  - One reader goroutine owns the connection and the tar parser: the server
+//	    sends one ordered stream, so there is nothing to parallelise there, and
+//	    keeping it cheap (a copy and a CRC) leaves the CPU to the workers and the
+//	    walsender, which share the same cores.
+//	  - Memory is bounded by construction: chunk buffers come from a fixed pool of
+//	    2×jobs+2 buffers of chunk size; the reader blocks when all are in use. Nothing
+//	    grows with the database except the manifest's list of chunk IDs.
+//	  - A chunk already stored (known from the previous backup's manifest, seen
+//	    earlier in this backup, or found by Stat) is never compressed or written
+//	    again.
+//	  - Commit last: the manifest is written only after every worker has finished
+//	    and every chunk is durable, and after the files received have been checked
+//	    against the server's own backup_manifest (size and CRC32C).
+//	  - Any error cancels the whole group; nothing is committed.
 package engine

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/restore"
 	"github.com/spf13/cobra"
 )
 
@@ -45,6 +46,7 @@ system_identifier, db_bytes, stored_bytes, compress and label.`,
 			}
 			asJSON, _ := cmd.Flags().GetBool("json")
 			out := []backupJSON{}
+			var windows []string
 			for _, r := range repos {
 				clusters := []string{}
 				if cmd.Flags().Changed("cluster") {
@@ -68,6 +70,11 @@ system_identifier, db_bytes, stored_bytes, compress and label.`,
 						}
 						out = append(out, toJSON(r, m))
 					}
+					if len(ids) > 0 && !asJSON {
+						if w, err := restore.RecoveryWindow(ctx, r, c); err == nil {
+							windows = append(windows, windowLine(r.String(), c, w))
+						}
+					}
 				}
 			}
 			w := cmd.OutOrStdout()
@@ -87,11 +94,31 @@ system_identifier, db_bytes, stored_bytes, compress and label.`,
 					b.StartTime.Local().Format("2006-01-02 15:04:05"), b.StopTime.Local().Format("2006-01-02 15:04:05"),
 					b.StartLSN, b.StopLSN, b.Timeline, b.PGVersion, humanBytes(b.DBBytes), humanBytes(b.StoredBytes))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, l := range windows {
+				fmt.Fprintln(w, l)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().Bool("json", false, "print a JSON array")
 	return cmd
+}
+
+// windowLine describes what a cluster can be restored to.
+func windowLine(repoName, cluster string, w *restore.Window) string {
+	s := fmt.Sprintf("\n%s %s: recoverable from %s (%s) to %s (%s)", repoName, cluster,
+		w.FromTime.Local().Format("2006-01-02 15:04:05"), w.FromLSN, w.ToTime.Local().Format("2006-01-02 15:04:05"), w.ToLSN)
+	if w.LastWAL == "" {
+		return s + "; no WAL archived: only the backups' consistency points can be restored"
+	}
+	s += "; newest archived WAL " + w.LastWAL
+	if !w.LastWALTime.IsZero() {
+		s += fmt.Sprintf(", %s ago", time.Since(w.LastWALTime).Round(time.Second))
+	}
+	return s
 }
 
 func toJSON(r *repo.Repo, m *repo.Manifest) backupJSON {

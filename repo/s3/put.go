@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -147,6 +148,10 @@ func (s *Storage) putMultipart(ctx context.Context, key string, r io.Reader, siz
 
 // uploadParts reads r part by part and uploads each part while the next is read. A slot is
 // taken before a part buffer, so at most concurrency buffers exist for this Put.
+//
+// When the caller's reader fails, the parts already in flight are let finish rather than
+// canceled: a part request the server is still working on when the upload is aborted may
+// bring the upload back (S3 documents this; versitygw 1.8 does it), leaving garbage.
 func (s *Storage) uploadParts(ctx context.Context, key string, uploadID *string, r io.Reader, size, parts int64) ([]types.CompletedPart, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -154,21 +159,30 @@ func (s *Storage) uploadParts(ctx context.Context, key string, uploadID *string,
 		done  = make([]types.CompletedPart, parts)
 		slots = make(chan struct{}, s.concurrency)
 		wg    sync.WaitGroup
-		once  sync.Once
+		mu    sync.Mutex
 		first error
 	)
-	fail := func(err error) {
-		once.Do(func() {
+	fail := func(err error, cancelOthers bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
 			first = err
-			cancel(err)
-		})
+			if cancelOthers {
+				cancel(err)
+			}
+		}
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
 	}
 	for i := range parts {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || failed() {
 			break
 		}
 		n := min(s.partSize, size-i*s.partSize)
@@ -177,7 +191,7 @@ func (s *Storage) uploadParts(ctx context.Context, key string, uploadID *string,
 		if err := readFull(ctx, r, buf); err != nil {
 			putBuf(bp)
 			<-slots
-			fail(err)
+			fail(err, false)
 			break
 		}
 		wg.Go(func() {
@@ -199,15 +213,16 @@ func (s *Storage) uploadParts(ctx context.Context, key string, uploadID *string,
 			}
 			out, err := s.client.UploadPart(ctx, in)
 			if err != nil {
-				fail(fmt.Errorf("upload part %d of %d: %w", i+1, parts, classify(err)))
+				// The upload is doomed: stop the other parts rather than wait for them.
+				fail(fmt.Errorf("upload part %d of %d: %w", i+1, parts, classify(err)), true)
 				return
 			}
 			done[i] = types.CompletedPart{PartNumber: num, ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32}
 		})
 	}
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && !failed() {
 		if err := readEnd(r, size); err != nil {
-			fail(err)
+			fail(err, false)
 		}
 	}
 	wg.Wait()
@@ -221,13 +236,28 @@ func (s *Storage) uploadParts(ctx context.Context, key string, uploadID *string,
 }
 
 // abort removes a failed multipart upload, so its parts are not kept (and billed). It runs
-// even when ctx is canceled; its failure only leaves garbage for a lifecycle rule.
+// even when ctx is canceled, and is repeated until the upload is gone: a part request that
+// was canceled on our side may still be finished by the server after an abort and bring the
+// upload back. Its failure only leaves garbage for a lifecycle rule.
 func (s *Storage) abort(ctx context.Context, key string, uploadID *string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_, _ = s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
-		Bucket: &s.bucket, Key: &key, UploadId: uploadID,
-	})
+	wait := 50 * time.Millisecond
+	for range 6 {
+		_, _ = s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
+			Bucket: &s.bucket, Key: &key, UploadId: uploadID,
+		})
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait *= 2
+		_, err := s.client.ListParts(ctx, &awss3.ListPartsInput{Bucket: &s.bucket, Key: &key, UploadId: uploadID})
+		if _, code := statusCode(err); code == "NoSuchUpload" || (err != nil && isNotFound(err)) {
+			return
+		}
+	}
 }
 
 // sourceError is a failure of the caller's reader: permanent, since sending again reads
