@@ -55,8 +55,15 @@ var ErrNotEmpty = errors.New("is not empty")
 
 const pgControl = "global/pg_control"
 
-// Run restores a backup from r into o.PGData.
-func Run(ctx context.Context, r *repo.Repo, o Options) (*Result, error) {
+// Run restores a backup into o.PGData. The backup is read from the first of
+// repos that has it; a chunk that is missing, unreadable or corrupt there is read
+// from the same backup in the next repositories (a backup written to several
+// repositories has the same ID and file list in each).
+func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
+	if len(repos) == 0 {
+		return nil, errors.New("restore: no repository given")
+	}
+	r := repos[0]
 	began := time.Now()
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
@@ -71,12 +78,32 @@ func Run(ctx context.Context, r *repo.Repo, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	m, err := r.Manifest(ctx, o.Cluster, o.BackupID)
-	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+	var m *repo.Manifest
+	var firstErr error
+	for i, cand := range repos {
+		mm, err := cand.Manifest(ctx, o.Cluster, o.BackupID)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		m, r = mm, cand
+		repos = repos[i:]
+		break
+	}
+	if m == nil {
+		return nil, fmt.Errorf("restore: %w", firstErr)
 	}
 	if m.ChunkSize != r.Config().ChunkSize {
 		return nil, fmt.Errorf("restore: backup %s has chunk size %d but the repository %d", m.ID, m.ChunkSize, r.Config().ChunkSize)
+	}
+	// The same backup in the other repositories, for chunk fallback.
+	var alts []alternate
+	for _, other := range repos[1:] {
+		if am, err := other.Manifest(ctx, o.Cluster, m.ID); err == nil && sameFiles(m, am) {
+			alts = append(alts, alternate{r: other, m: am})
+		}
 	}
 
 	// Where every tablespace goes, and the check that all targets are empty,
@@ -118,7 +145,7 @@ func Run(ctx context.Context, r *repo.Repo, o Options) (*Result, error) {
 		}
 	}
 
-	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir}
+	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir, alts: alts}
 	if err := w.run(ctx); err != nil {
 		w.undo()
 		return nil, fmt.Errorf("restore of backup %s: %w", m.ID, err)
@@ -160,6 +187,7 @@ type writer struct {
 	pgdata  string
 	tsDir   map[uint32]string
 	written atomic.Int64
+	alts    []alternate
 	// created holds the top-level directories this restore created (removed
 	// whole on failure) and emptied holds the ones that existed empty (their
 	// contents are removed on failure).
@@ -352,7 +380,45 @@ type openFile struct {
 
 type job struct {
 	of  *openFile
+	fi  int // index of the file in the manifest
 	idx int
+}
+
+// alternate is the same backup in another repository.
+type alternate struct {
+	r *repo.Repo
+	m *repo.Manifest
+}
+
+// sameFiles checks that two manifests of one backup list the same files in the
+// same order, so a chunk can be looked up by (file index, chunk index).
+func sameFiles(a, b *repo.Manifest) bool {
+	if len(a.Files) != len(b.Files) || a.ChunkSize != b.ChunkSize {
+		return false
+	}
+	for i := range a.Files {
+		if a.Files[i].Path != b.Files[i].Path || a.Files[i].Size != b.Files[i].Size || len(a.Files[i].Chunks) != len(b.Files[i].Chunks) {
+			return false
+		}
+	}
+	return true
+}
+
+// chunk reads a chunk from the first repository, falling back to the others.
+func (w *writer) chunk(ctx context.Context, j job, bufs *repo.ChunkBuffers) ([]byte, error) {
+	data, err := w.r.GetChunk(ctx, j.of.entry.Chunks[j.idx], bufs)
+	if err == nil || ctx.Err() != nil {
+		return data, err
+	}
+	for _, a := range w.alts {
+		d, aerr := a.r.GetChunk(ctx, a.m.Files[j.fi].Chunks[j.idx], bufs)
+		if aerr == nil {
+			w.o.Log.Warn("chunk read from another repository", "file", j.of.entry.Path, "error", err, "repo", a.r.String())
+			return d, nil
+		}
+		err = errors.Join(err, aerr)
+	}
+	return nil, err
 }
 
 // writeFiles writes the regular files that pick selects.
@@ -364,8 +430,7 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 		g.Go(func() error {
 			var bufs repo.ChunkBuffers
 			for j := range jobs {
-				id := j.of.entry.Chunks[j.idx]
-				data, err := w.r.GetChunk(gctx, id, &bufs)
+				data, err := w.chunk(gctx, j, &bufs)
 				if err != nil {
 					return fmt.Errorf("%s: %w", j.of.entry.Path, err)
 				}
@@ -424,7 +489,7 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 			of.pending.Store(int32(want))
 			for idx := range want {
 				select {
-				case jobs <- job{of: of, idx: idx}:
+				case jobs <- job{of: of, fi: i, idx: idx}:
 				case <-gctx.Done():
 					// Workers stop; the undo removes the file.
 					if idx == 0 {

@@ -47,7 +47,7 @@ func BenchmarkRestore(b *testing.B) {
 				var written int64
 				for i := 0; b.Loop(); i++ {
 					target := filepath.Join(work, fmt.Sprintf("restored-%d", i))
-					res, err := Run(ctx, r, Options{Cluster: "main", PGData: target, Jobs: jobs, UID: -1, GID: -1})
+					res, err := Run(ctx, []*repo.Repo{r}, Options{Cluster: "main", PGData: target, Jobs: jobs, UID: -1, GID: -1})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -103,7 +103,7 @@ parent (or --owner).`,
 				Recovery: target.RecoverySettings(rc), Log: slog.Default()}
 			bar := newProgress("restore", 0)
 			o.Progress = bar.set
-			res, err := restore.Run(ctx, repos[0], o)
+			res, err := restore.Run(ctx, repos, o)
 			bar.finish()
 			if err != nil {
 				return err

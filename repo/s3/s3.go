@@ -9,6 +9,8 @@
 //     writer. There is no fallback to "HEAD, then PUT": it would let two writers both win.
 //     A server that does not implement conditional writes answers 501 NotImplemented, and
 //     Put fails saying so (AWS S3 has them since 2024; MinIO, Ceph RGW and versitygw too).
+//     A server that silently ignores the header is caught by CheckConditionalWrites, which
+//     Create runs.
 //   - Atomic visibility and durability: S3 shows an object only when its PUT or multipart
 //     completion succeeded, and then it is durable; Put returns nil only after that.
 //   - Bounded memory: an object of at most PartSize bytes is read into one buffer and sent
@@ -19,6 +21,8 @@
 //     that fails or is canceled aborts its upload (best effort: a bucket lifecycle rule
 //     "AbortIncompleteMultipartUpload" cleans up after a crash). Buffers are pooled and
 //     reused across Puts.
+//   - Names: repo.ValidName names without control characters, which XML listings cannot
+//     carry back.
 //   - Read-after-write and List order: S3 has been strongly consistent since December 2020,
 //     and ListObjectsV2 returns keys in byte order. List checks the order and fails rather
 //     than report names out of order, since callers (and the retry wrapper's resume) rely
@@ -131,6 +135,7 @@ type Storage struct {
 	partSize      int64
 	concurrency   int
 	partChecksums bool // send CRC32 checksums with parts (unless the SDK is told "when required")
+	getChecksums  bool // ask Get to verify stored checksums (likewise)
 	regionGuessed bool
 }
 
@@ -250,7 +255,7 @@ func open(ctx context.Context, c Config, create bool) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.checkBucket(ctx)
+	err = s.headBucket(ctx)
 	if create && errors.Is(err, fs.ErrNotExist) {
 		err = s.createBucket(ctx)
 	}
@@ -345,7 +350,10 @@ func newStorage(ctx context.Context, c Config) (*Storage, error) {
 		}
 		return nil, errNoCredentials(err)
 	}
+	// AWS_REQUEST_CHECKSUM_CALCULATION / AWS_RESPONSE_CHECKSUM_VALIDATION = when_required
+	// (or the profile's settings) are the way out for servers that choke on checksums.
 	s.partChecksums = cfg.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired
+	s.getChecksums = cfg.ResponseChecksumValidation != aws.ResponseChecksumValidationWhenRequired
 	s.client = awss3.NewFromConfig(cfg, func(o *awss3.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
@@ -368,9 +376,9 @@ func errNoCredentials(err error) error {
 	return fmt.Errorf("%s: %w", msg, err)
 }
 
-// checkBucket makes sure the bucket exists and is reachable with these credentials. With a
+// headBucket makes sure the bucket exists and is reachable with these credentials. With a
 // guessed region it moves to the bucket's region when the server names another one.
-func (s *Storage) checkBucket(ctx context.Context) error {
+func (s *Storage) headBucket(ctx context.Context) error {
 	for moved := false; ; moved = true {
 		out, err := s.client.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: &s.bucket})
 		region := ""
@@ -551,11 +559,12 @@ func (s *Storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get %s: %w", s.url(key), err)
 	}
-	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{
-		Bucket: &s.bucket, Key: &key,
+	in := &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key}
+	if s.getChecksums {
 		// Verify the checksum the object was stored with, when it has one (free: S3 keeps it).
-		ChecksumMode: types.ChecksumModeEnabled,
-	})
+		in.ChecksumMode = types.ChecksumModeEnabled
+	}
+	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, fmt.Errorf("get %s: %w", s.url(key), repo.ErrNotFound)

@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -449,5 +451,35 @@ func TestIgnoredConditionalWrites(t *testing.T) {
 	_, err := Create(t.Context(), Config{Bucket: "bucket", Endpoint: srv.URL, PathStyle: true, Region: "us-east-1", AccessKey: "a", SecretKey: "s"})
 	if err == nil || !strings.Contains(err.Error(), "it ignores conditional writes") {
 		t.Fatalf("Create on a server that ignores If-None-Match = %v", err)
+	}
+}
+
+// TestCorruptionDetected: Get verifies the checksum the server stored with the object, so a
+// bit flipped on the server's disk fails the read.
+func TestCorruptionDetected(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := s3test.BucketName(t)
+	srv.CreateBucket(t, bucket)
+	st := mustOpen(t, testConfig(srv, bucket))
+	data := payload(9, 100_000)
+	if err := st.Put(t.Context(), "c/x", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	// versitygw's posix backend keeps the object as a plain file.
+	f, err := os.OpenFile(filepath.Join(srv.Dir, bucket, "c", "x"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{^data[500]}, 500); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rc, err := st.Get(t.Context(), "c/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadAll(rc); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("reading a corrupted object = %v, want a checksum error", err)
 	}
 }

@@ -78,10 +78,14 @@ func pushFile(ctx context.Context, repos []*repo.Repo, path string, o PushOption
 	if err != nil {
 		return [32]byte{}, err
 	}
-	sum := sha256.Sum256(data)
-	if o.Spool != nil && o.Spool.takeMarker(name, sum) {
-		o.Log.Debug("already pushed ahead", "file", name)
-		return sum, nil
+	// The SHA-256 is only needed to match or write a push-ahead marker.
+	var sum [32]byte
+	if o.Spool != nil {
+		sum = sha256.Sum256(data)
+		if o.Spool.takeMarker(name, sum) {
+			o.Log.Debug("already pushed ahead", "file", name)
+			return sum, nil
+		}
 	}
 	n, _ := wal.ParseName(name)
 	if err := validate(ctx, repos, o.Cluster, n, data); err != nil {
