@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 	pf.String("log-format", "text", "log format: text or json")
 	pf.String("log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(newInitCmd(), newBackupCmd(), newListCmd(), newRestoreCmd(), newArchivePushCmd(), newArchiveGetCmd())
+	root.AddCommand(newCheckCmd())
 	return root
 }
 

@@ -87,18 +87,30 @@ func pushFile(ctx context.Context, repos []*repo.Repo, path string, o PushOption
 			return sum, nil
 		}
 	}
-	n, _ := wal.ParseName(name)
+	return sum, PushData(ctx, repos, name, data, o)
+}
+
+// PushData validates WAL file content and stores it under name in every
+// repository: the one path by which WAL enters a repository, whether it comes
+// from archive_command or from the streaming receiver.
+func PushData(ctx context.Context, repos []*repo.Repo, name string, data []byte, o PushOptions) error {
+	n, err := wal.ParseName(name)
+	if err != nil {
+		return err
+	}
 	if err := validate(ctx, repos, o.Cluster, n, data); err != nil {
-		return sum, err
+		return err
 	}
 	for _, r := range repos {
 		stored, err := r.PutWAL(ctx, o.Cluster, name, data, o.Codec)
 		if err != nil {
-			return sum, err
+			return err
 		}
-		o.Log.Debug("archived", "file", name, "repo", r.String(), "new", stored)
+		if o.Log != nil {
+			o.Log.Debug("archived", "file", name, "repo", r.String(), "new", stored)
+		}
 	}
-	return sum, nil
+	return nil
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {
