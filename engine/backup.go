@@ -114,7 +114,7 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	if walLevel, err := showSetting(ctx, conn, "wal_level"); err == nil && walLevel == "minimal" {
 		return nil, fmt.Errorf("backup: the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
 	}
-	segSize, err := walSegmentSize(ctx, conn)
+	segSize, err := WALSegmentSize(ctx, conn)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}

@@ -467,7 +467,7 @@ func (s *checkSession) checkIdentity(ctx context.Context) error {
 	for _, r := range s.repos {
 		id, err := r.Identity(ctx, s.o.Cluster)
 		if errors.Is(err, repo.ErrNotFound) {
-			s.o.Log.Info("cluster not recorded in the repository yet; the first archived segment or backup records it", "repo", r.String(), "cluster", s.o.Cluster)
+			s.o.Log.Debug("cluster not recorded in the repository yet; the first archived segment or backup records it", "repo", r.String(), "cluster", s.o.Cluster)
 			continue
 		}
 		if err != nil {
@@ -630,7 +630,7 @@ func (s *checkSession) timeoutError(ctx context.Context, seg string, st archiver
 	var b strings.Builder
 	fmt.Fprintf(&b, "archiving is slow or stuck: segment %s was not archived to %s within %s (last archived: %s", seg, strings.Join(names, ", "), s.o.Timeout, last)
 	if n, err := s.queryOne(ctx, "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"); err == nil {
-		fmt.Fprintf(&b, "; %s files wait to be archived", n)
+		fmt.Fprintf(&b, "; files waiting to be archived: %s", n)
 	}
 	b.WriteString(")")
 	if failed > 0 {

@@ -67,9 +67,9 @@ func showSetting(ctx context.Context, c *pgconn.PgConn, name string) (string, er
 	return string(res[0].Rows[0][0]), nil
 }
 
-// walSegmentSize reads wal_segment_size, which SHOW prints with a unit
+// WALSegmentSize reads wal_segment_size, which SHOW prints with a unit
 // ("16MB", "1GB").
-func walSegmentSize(ctx context.Context, c *pgconn.PgConn) (uint64, error) {
+func WALSegmentSize(ctx context.Context, c *pgconn.PgConn) (uint64, error) {
 	v, err := showSetting(ctx, c, "wal_segment_size")
 	if err != nil {
 		return 0, err

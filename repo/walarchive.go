@@ -129,3 +129,85 @@ func (r *Repo) WALTime(ctx context.Context, cluster, name string) (time.Time, er
 	}
 	return mt.ModTime(ctx, WALObjectName(cluster, name))
 }
+
+// Streamed partial segments (docs/repository-format.md, "WAL archive"): the
+// receiver uploads the segment it is still writing, zero-padded, under
+//
+//	clusters/<cluster>/wal-partial/<segment>/<end LSN, 16 hex digits>
+//
+// one object per upload (objects are never rewritten); older ones are deleted
+// once a newer one is durable. archive-get serves the newest when the segment
+// itself is not archived, so recovery replays up to the last streamed commit.
+
+func walPartialPrefix(cluster, segment string) string {
+	return "clusters/" + cluster + "/wal-partial/" + segment + "/"
+}
+
+// PutWALPartial stores a streamed partial segment valid up to end and removes
+// the older partials of the same segment.
+func (r *Repo) PutWALPartial(ctx context.Context, cluster, segment string, end uint64, data []byte, codec compress.Codec) error {
+	name := fmt.Sprintf("%s%016X", walPartialPrefix(cluster, segment), end)
+	sealed, _, err := r.Seal(nil, data, r.ContentHash(data), codec, nil)
+	if err != nil {
+		return err
+	}
+	if err := r.st.Put(ctx, name, bytes.NewReader(sealed), int64(len(sealed))); err != nil && !errors.Is(err, ErrExists) {
+		return fmt.Errorf("storing partial segment %s in %s: %w", segment, r.st, err)
+	}
+	return r.pruneWALPartials(ctx, cluster, segment, name)
+}
+
+// pruneWALPartials deletes the partials of segment other than keep.
+func (r *Repo) pruneWALPartials(ctx context.Context, cluster, segment, keep string) error {
+	var old []string
+	err := r.st.List(ctx, walPartialPrefix(cluster, segment), func(name string, _ int64) error {
+		if name != keep {
+			old = append(old, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, o := range old {
+		if err := r.st.Delete(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DropWALPartials removes the streamed partials of a segment that is now
+// archived whole.
+func (r *Repo) DropWALPartials(ctx context.Context, cluster, segment string) error {
+	return r.pruneWALPartials(ctx, cluster, segment, "")
+}
+
+// GetWALPartial returns the newest streamed partial of a segment and the LSN
+// it is valid up to, or an error wrapping ErrNotFound.
+func (r *Repo) GetWALPartial(ctx context.Context, cluster, segment string) ([]byte, uint64, error) {
+	var newest string
+	err := r.st.List(ctx, walPartialPrefix(cluster, segment), func(name string, _ int64) error {
+		newest = name // lexical order: the fixed-width hex LSN sorts by position
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if newest == "" {
+		return nil, 0, fmt.Errorf("partial of %s: %w", segment, ErrNotFound)
+	}
+	var end uint64
+	if _, err := fmt.Sscanf(newest[strings.LastIndexByte(newest, '/')+1:], "%016X", &end); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w: malformed partial name", newest, ErrCorrupt)
+	}
+	raw, err := r.getRaw(ctx, newest, MaxWALObject+MaxWALObject/64)
+	if err != nil {
+		return nil, 0, err
+	}
+	plain, _, _, err := r.Open(nil, raw, MaxWALObject, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("partial segment %s in %s: %w", newest, r.st, err)
+	}
+	return plain, end, nil
+}

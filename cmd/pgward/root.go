@@ -32,14 +32,16 @@ func newRootCmd() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.String("config", "", "TOML config file (default "+defaultConfigFile+" when it exists)")
-	pf.StringArray("repo", nil, "repository location: a directory (repeat for several repositories)")
+	pf.StringArray("repo", nil, "repository location: a directory or s3://bucket/prefix (repeat for several repositories)")
 	pf.String("cluster", "main", "name of the PostgreSQL cluster inside the repository")
 	pf.String("passphrase-file", "", "file holding the repository passphrase (or set PGWARD_PASSPHRASE)")
 	pf.String("passphrase-command", "", "shell command that prints the repository passphrase")
 	pf.String("log-format", "text", "log format: text or json")
 	pf.String("log-level", "info", "log level: debug, info, warn or error")
+	addS3Flags(pf)
 	root.AddCommand(newInitCmd(), newBackupCmd(), newListCmd(), newRestoreCmd(), newArchivePushCmd(), newArchiveGetCmd())
 	root.AddCommand(newCheckCmd())
+	root.AddCommand(newWalReceiveCmd())
 	return root
 }
 
@@ -65,11 +67,15 @@ func setupLogging(cmd *cobra.Command) error {
 // stderrIsTerminal decides between a progress bar and log lines.
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
-// storageFor opens the storage a --repo value names.
+// storageFor opens the storage a --repo value names: s3://bucket/prefix, or a local
+// directory. create is for init: it creates the directory, or the bucket when missing.
 func storageFor(spec string, create bool) (repo.Storage, error) {
+	if strings.HasPrefix(spec, "s3://") {
+		return s3Storage(spec, create)
+	}
 	if strings.Contains(spec, "://") {
 		scheme, _, _ := strings.Cut(spec, "://")
-		return nil, fmt.Errorf("--repo %s: %s:// repositories are not supported by this build; use a local directory", spec, scheme)
+		return nil, fmt.Errorf("--repo %s: %s:// repositories are not supported; use a local directory or s3://bucket/prefix", spec, scheme)
 	}
 	if create {
 		return local.Create(spec)

@@ -333,7 +333,8 @@ func newStorage(ctx context.Context, c Config) (*Storage, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		// A broken profile or config file: repeating cannot help.
+		return nil, &permanentError{fmt.Errorf("load AWS configuration: %w", err)}
 	}
 	if cfg.Region == "" {
 		cfg.Region = defaultRegion
@@ -367,14 +368,25 @@ func newStorage(ctx context.Context, c Config) (*Storage, error) {
 	return s, nil
 }
 
+// errNoCredentials says that no credentials were found. It is permanent for repo/retry even
+// when the chain's last try failed on the network (no instance metadata service answers off
+// EC2): repeating the search would only delay this message.
 func errNoCredentials(err error) error {
 	const msg = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, " +
 		"or configure the access key and secret key, or run where an instance or web identity role is available"
 	if err == nil {
 		return errors.New(msg)
 	}
-	return fmt.Errorf("%s: %w", msg, err)
+	return &permanentError{fmt.Errorf("%s: %w", msg, err)}
 }
+
+// permanentError marks an error that repo/retry must not repeat although something in its
+// chain looks transient (a network error of a credential provider, say).
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() error   { return e.err }
+func (e *permanentError) Transient() bool { return false }
 
 // headBucket makes sure the bucket exists and is reachable with these credentials. With a
 // guessed region it moves to the bucket's region when the server names another one.
@@ -591,6 +603,32 @@ func (s *Storage) Stat(ctx context.Context, name string) (int64, error) {
 		return 0, s.opError("stat", key, err)
 	}
 	return size, nil
+}
+
+// ModTime returns when an object was stored: the Last-Modified time the server keeps for it
+// (HeadObject). The repository uses it only for information: the age of the newest archived
+// WAL file, and with it the end of the recoverable window. S3 keeps it to the second,
+// truncated, and sets it by the server's clock when the upload began, so it is never later
+// than the true time and a window computed from it errs on the short side.
+func (s *Storage) ModTime(ctx context.Context, name string) (time.Time, error) {
+	if err := checkName(name); err != nil {
+		return time.Time{}, fmt.Errorf("modtime: %w", err)
+	}
+	key := s.prefix + name
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, fmt.Errorf("modtime %s: %w", s.url(key), err)
+	}
+	out, err := s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) {
+			return time.Time{}, fmt.Errorf("modtime %s: %w", s.url(key), repo.ErrNotFound)
+		}
+		return time.Time{}, s.opError("modtime", key, err)
+	}
+	if out.LastModified == nil {
+		return time.Time{}, fmt.Errorf("modtime %s: the server sent no Last-Modified time", s.url(key))
+	}
+	return *out.LastModified, nil
 }
 
 func (s *Storage) head(ctx context.Context, key string) (int64, error) {

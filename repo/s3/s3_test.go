@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -422,6 +423,9 @@ func TestEnvironment(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), "no AWS credentials found") {
 			t.Fatalf("Open without credentials = %v", err)
 		}
+		if retry.IsTransient(err) {
+			t.Fatalf("missing credentials are classified transient, so they would be retried: %v", err)
+		}
 	})
 }
 
@@ -481,5 +485,32 @@ func TestCorruptionDetected(t *testing.T) {
 	defer rc.Close()
 	if _, err := io.ReadAll(rc); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Fatalf("reading a corrupted object = %v, want a checksum error", err)
+	}
+}
+
+// TestModTime: the Last-Modified time of an object, to the second, bracketing the Put; a
+// missing object is repo.ErrNotFound.
+func TestModTime(t *testing.T) {
+	srv := s3test.Start(t)
+	st := newBucket(t, srv)
+	ctx := t.Context()
+	before := time.Now().Truncate(time.Second)
+	if err := st.Put(ctx, "dir/obj", strings.NewReader("x"), 1); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	after := time.Now()
+	mt, err := st.ModTime(ctx, "dir/obj")
+	if err != nil {
+		t.Fatalf("ModTime: %v", err)
+	}
+	// The server shares this machine's clock; Last-Modified is truncated to the second.
+	if mt.Before(before) || mt.After(after) {
+		t.Fatalf("ModTime = %s, want within [%s, %s]", mt, before, after)
+	}
+	if _, err := st.ModTime(ctx, "dir/missing"); !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("ModTime of a missing object = %v, want ErrNotFound", err)
+	}
+	if _, err := st.ModTime(ctx, "../x"); err == nil {
+		t.Fatal("ModTime of an invalid name succeeded")
 	}
 }

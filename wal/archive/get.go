@@ -30,6 +30,8 @@ type Fetched struct {
 	// SegSize is the segment size read from a segment's header (0 otherwise):
 	// the prefetcher needs it to name the following segments.
 	SegSize uint64
+	// Partial is true when a streamed partial copy was served.
+	Partial bool
 }
 
 // Get writes the archived WAL file name to dest. found is false, with a nil
@@ -54,6 +56,13 @@ func Get(ctx context.Context, repos []*repo.Repo, name, dest string, o GetOption
 		}
 	}
 	data, found, err := fetch(ctx, repos, o.Cluster, name)
+	if err == nil && !found && n.Kind == wal.Segment {
+		// Not archived whole: the streaming receiver's newest partial copy, if
+		// any, carries the last received commits (zero-padded after them, which
+		// PostgreSQL reads as the end of WAL).
+		data, found, err = fetchPartial(ctx, repos, o.Cluster, name)
+		f.Partial = found
+	}
 	if err != nil || !found {
 		if err != nil {
 			err = fmt.Errorf("archive-get %s: %w", name, err)
@@ -84,6 +93,29 @@ func fetch(ctx context.Context, repos []*repo.Repo, cluster, name string) ([]byt
 		if !errors.Is(err, repo.ErrNotFound) {
 			errs = append(errs, err)
 		}
+	}
+	return nil, false, errors.Join(errs...)
+}
+
+// fetchPartial reads the newest streamed partial of a segment from any repository.
+func fetchPartial(ctx context.Context, repos []*repo.Repo, cluster, name string) ([]byte, bool, error) {
+	var best []byte
+	var bestEnd uint64
+	var errs []error
+	for _, r := range repos {
+		data, end, err := r.GetWALPartial(ctx, cluster, name)
+		if err != nil {
+			if !errors.Is(err, repo.ErrNotFound) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if best == nil || end > bestEnd {
+			best, bestEnd = data, end
+		}
+	}
+	if best != nil {
+		return best, true, nil
 	}
 	return nil, false, errors.Join(errs...)
 }

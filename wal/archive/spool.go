@@ -35,7 +35,7 @@ func OpenSpool(base, cluster string, repos []*repo.Repo) *Spool {
 	sum := sha256.Sum256([]byte(strings.Join(ids, ",")))
 	key := hex.EncodeToString(sum[:8])
 	dir := filepath.Join(base, cluster+"-"+key)
-	for _, d := range []string{base, dir, filepath.Join(dir, "push"), filepath.Join(dir, "get")} {
+	for _, d := range []string{base, dir, filepath.Join(dir, "push"), filepath.Join(dir, "get"), filepath.Join(dir, "receive")} {
 		if err := os.Mkdir(d, 0o700); err != nil && !os.IsExist(err) {
 			return nil
 		}
@@ -48,6 +48,9 @@ func OpenSpool(base, cluster string, repos []*repo.Repo) *Spool {
 }
 
 func (s *Spool) pushDir() string { return filepath.Join(s.dir, "push") }
+
+// ReceiveDir is where the streaming receiver keeps the segment it is writing.
+func (s *Spool) ReceiveDir() string { return filepath.Join(s.dir, "receive") }
 func (s *Spool) getDir() string  { return filepath.Join(s.dir, "get") }
 
 // writeAtomic writes a file via a temporary name and rename, so readers see it
