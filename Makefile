@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/pgward
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps vet demo bench clean
+.PHONY: build test test-deps vet demo bench bench-go clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
@@ -25,8 +25,13 @@ test: test-deps vet
 demo: build
 	scripts/demo.sh $(BIN)
 
-# Go benchmarks of the backup pipeline, codecs, crypto and storage.
+# pgward side by side with pgBackRest and pg_basebackup on one PostgreSQL 15 cluster
+# (BENCH_SCALE, default 100; installs pgBackRest). See docs/benchmarks.md.
 bench:
+	bench/run.sh
+
+# Go benchmarks of the backup pipeline, codecs, crypto and storage.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./engine/ ./compress/ ./crypt/ ./repo/...
 
 clean:

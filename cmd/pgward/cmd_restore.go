@@ -201,6 +201,14 @@ func restoreCommand(cmd *cobra.Command) (string, error) {
 	if p, _ := f.GetString("passphrase-command"); p != "" {
 		args = append(args, "--passphrase-command", p)
 	}
+	// The S3 options too (set here, in the environment or in the file: the server has
+	// neither this environment nor, perhaps, --config). Credentials are not options: the
+	// server gets them from its own environment or AWS shared config.
+	for _, n := range s3FlagNames {
+		if fl := f.Lookup(n); fl != nil && fl.Changed {
+			args = append(args, "--"+n+"="+fl.Value.String())
+		}
+	}
 	var q []string
 	for _, a := range args {
 		q = append(q, shellQuote(a))

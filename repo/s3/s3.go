@@ -406,6 +406,15 @@ func (s *Storage) headBucket(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
+		if status, _ := statusCode(err); status == http.StatusNotFound {
+			// A HEAD answer has no body, so "404" is all it says, and not every server means
+			// a missing bucket by it (versitygw answers an unknown access key so). A listing
+			// of one key carries the error code that tells.
+			_, lerr := s.client.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: &s.bucket, MaxKeys: aws.Int32(1)})
+			if _, code := statusCode(lerr); code != "" {
+				err = lerr
+			}
+		}
 		return s.bucketError(err)
 	}
 }
@@ -417,16 +426,16 @@ func (s *Storage) bucketError(err error) error {
 	}
 	status, code := statusCode(err)
 	switch {
+	case status == http.StatusForbidden || code == "AccessDenied" || code == "SignatureDoesNotMatch" ||
+		code == "InvalidAccessKeyId" || code == "XAdminUserNotFound": // versitygw's unknown key, with 404
+		return &bucketErr{
+			msg: fmt.Sprintf("access denied to bucket %s: check the credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE) and the bucket policy", s.bucket),
+			is:  fs.ErrPermission, err: err,
+		}
 	case code == "NoSuchBucket" || status == http.StatusNotFound:
 		return &bucketErr{
 			msg: fmt.Sprintf("bucket %s does not exist (create it, or run pgward init which creates it)", s.bucket),
 			is:  fs.ErrNotExist, err: err,
-		}
-	case status == http.StatusForbidden || code == "AccessDenied" || code == "SignatureDoesNotMatch" ||
-		code == "InvalidAccessKeyId":
-		return &bucketErr{
-			msg: fmt.Sprintf("access denied to bucket %s: check the credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE) and the bucket policy", s.bucket),
-			is:  fs.ErrPermission, err: err,
 		}
 	case status == http.StatusMovedPermanently:
 		return fmt.Errorf("bucket %s is not in region %s: set the region to the bucket's: %w",
@@ -435,15 +444,26 @@ func (s *Storage) bucketError(err error) error {
 	return fmt.Errorf("check bucket %s: %w", s.bucket, classify(err))
 }
 
-// bucketErr is a bucket-level error: one sentence for the user, errors.Is for fs.ErrNotExist
-// or fs.ErrPermission, and the server's answer in the chain for whoever digs.
+// bucketErr is a bucket-level error: one sentence for the user with the server's status and
+// code, errors.Is for fs.ErrNotExist or fs.ErrPermission, and the SDK's whole error (request
+// IDs and all) in the chain for whoever digs.
 type bucketErr struct {
 	msg string
 	is  error
 	err error
 }
 
-func (e *bucketErr) Error() string        { return e.msg + ": " + e.err.Error() }
+func (e *bucketErr) Error() string {
+	status, code := statusCode(e.err)
+	switch {
+	case code != "" && code != http.StatusText(status):
+		return fmt.Sprintf("%s (HTTP %d %s)", e.msg, status, code)
+	case status != 0:
+		return fmt.Sprintf("%s (HTTP %d)", e.msg, status)
+	}
+	return e.msg + ": " + e.err.Error()
+}
+
 func (e *bucketErr) Is(target error) bool { return target == e.is }
 func (e *bucketErr) Unwrap() error        { return e.err }
 func (e *bucketErr) Transient() bool      { return false }

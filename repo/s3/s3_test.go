@@ -296,8 +296,8 @@ func TestOpenErrors(t *testing.T) {
 
 	t.Run("MissingBucket", func(t *testing.T) {
 		_, err := Open(ctx, testConfig(srv, "no-such-bucket"))
-		want := "bucket no-such-bucket does not exist (create it, or run pgward init which creates it)"
-		if err == nil || !strings.HasPrefix(err.Error(), want) {
+		want := "bucket no-such-bucket does not exist (create it, or run pgward init which creates it) (HTTP 404 NoSuchBucket)"
+		if err == nil || err.Error() != want {
 			t.Fatalf("Open of a missing bucket = %v, want %q", err, want)
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -320,6 +320,21 @@ func TestOpenErrors(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), c.SecretKey) || strings.Contains(err.Error(), srv.SecretKey) {
 			t.Fatalf("error shows the secret: %v", err)
+		}
+	})
+
+	// versitygw answers an unknown access key with 404 (XAdminUserNotFound), which a HEAD
+	// alone cannot tell from a missing bucket.
+	t.Run("UnknownAccessKey", func(t *testing.T) {
+		bucket := s3test.BucketName(t)
+		srv.CreateBucket(t, bucket)
+		c := testConfig(srv, bucket)
+		c.AccessKey = "AKIAUNKNOWN"
+		for _, open := range []func(context.Context, Config) (*Storage, error){Open, Create} {
+			_, err := open(ctx, c)
+			if !errors.Is(err, fs.ErrPermission) || !strings.HasPrefix(err.Error(), "access denied to bucket "+bucket) {
+				t.Fatalf("Open/Create with an unknown access key = %v, want access denied", err)
+			}
 		}
 	})
 

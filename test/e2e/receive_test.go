@@ -28,6 +28,11 @@ type receiver struct {
 
 func startReceiver(t *testing.T, args ...string) *receiver {
 	t.Helper()
+	return startReceiverTB(t, args...)
+}
+
+func startReceiverTB(t testing.TB, args ...string) *receiver {
+	t.Helper()
 	cmd := exec.Command(pgwardBin, append([]string{"wal-receive", "--log-level", "debug"}, args...)...)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "PGWARD_") && !strings.HasPrefix(e, "PG") {
@@ -86,6 +91,11 @@ func (r *receiver) kill(t *testing.T) {
 // waitStreaming waits until the server lists the receiver (in sync_state
 // "sync" when sync is true).
 func waitStreaming(t *testing.T, c *pgtest.Cluster, sync bool) {
+	t.Helper()
+	waitStreamingTB(t, c, sync)
+}
+
+func waitStreamingTB(t testing.TB, c *pgtest.Cluster, sync bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -240,4 +250,81 @@ func TestReceiveKillAndArchiveCommand(t *testing.T) {
 	pgwardPG(t, nil, "restore", "--repo", repoDir, "--pgdata", target)
 	dst := pgtest.StartDataDir(t, 15, target, nil, true)
 	compareSums(t, want, pgtest.Checksums(t, dst))
+}
+
+// TestReceiveTimelineSwitch: the receiver follows a standby through a restart
+// and through its promotion (a timeline switch); the archive then holds the
+// history file and both timelines, and a restore reaches the new timeline.
+func TestReceiveTimelineSwitch(t *testing.T) {
+	work := pgtest.TempDir(t)
+	repoDir := filepath.Join(work, "repo")
+	pgwardPG(t, nil, "init", "--repo", repoDir)
+	p := pgtest.Start(t, 15, pgtest.Options{})
+	p.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY)")
+
+	sdir := filepath.Join(work, "standby")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := pgtest.RunAsPostgres(ctx, pgtest.ClientBin+"/pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "postgres", "-D", sdir, "-R", "-X", "stream", "-c", "fast"); err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	s := pgtest.StartDataDir(t, 15, sdir, nil, false)
+	rcv := startReceiver(t, "--repo", repoDir, "--conn", s.ConnString("postgres"), "--spool-path", filepath.Join(work, "spool"), "--partial-interval", "1s")
+	waitStreaming(t, s, false)
+	pgwardPG(t, nil, "backup", "--repo", repoDir, "--conn", p.ConnString("postgres"), "--checkpoint", "fast")
+
+	insertRows(t, p, 1, 5)
+	s.Restart(t) // the receiver reconnects
+	insertRows(t, p, 6, 10)
+	var lsn string
+	p.QueryRow(t, "postgres", "SELECT pg_current_wal_insert_lsn()::text", &lsn)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var caught bool
+		s.QueryRow(t, "postgres", fmt.Sprintf("SELECT pg_last_wal_replay_lsn() >= '%s'", lsn), &caught)
+		if caught {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("standby did not catch up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.Stop(t, "fast")
+	s.Promote(t)
+	insertRows(t, s, 100, 110)
+	var seg string
+	s.QueryRow(t, "postgres", "SELECT pg_walfile_name(pg_switch_wal())", &seg)
+	if !strings.HasPrefix(seg, "00000002") {
+		t.Fatalf("promoted standby writes %s, expected timeline 2", seg)
+	}
+	waitArchived(t, repoDir, seg)
+	rcv.stop(t)
+
+	if !walArchived(t, &archiving{repo: repoDir, work: work}, "00000002.history") {
+		t.Fatal("the new timeline's history file is not archived")
+	}
+	// Timeline 1 ends in a .partial segment (its WAL up to the switch point).
+	var segs []string
+	filepath.Walk(filepath.Join(repoDir, "clusters", "main", "wal"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			segs = append(segs, fi.Name())
+		}
+		return nil
+	})
+	var tl1, tl2 bool
+	for _, sg := range segs {
+		tl1 = tl1 || strings.HasPrefix(sg, "00000001") && len(sg) >= 24
+		tl2 = tl2 || strings.HasPrefix(sg, "00000002") && !strings.HasSuffix(sg, ".history")
+	}
+	if !tl1 || !tl2 {
+		t.Fatalf("archive should hold both timelines: %v", segs)
+	}
+	s.Stop(t, "immediate")
+	target := filepath.Join(work, "restored")
+	pgwardPG(t, nil, "restore", "--repo", repoDir, "--pgdata", target)
+	dst := pgtest.StartDataDir(t, 15, target, nil, true)
+	if got := rowIDs(t, dst); got != "1-10,100-110" {
+		t.Fatalf("restore onto the new timeline: rows %q, want 1-10,100-110", got)
+	}
 }

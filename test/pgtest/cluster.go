@@ -463,3 +463,34 @@ func readFrom(path string, offset int64) string {
 	n, _ := f.ReadAt(buf, offset)
 	return string(buf[:n])
 }
+
+// Restart stops the server (fast) and starts it again with the same port and
+// settings (pg_ctl restart reuses the command line in postmaster.opts), so
+// clients configured with its address can reconnect.
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
+	defer cancel()
+	out, err := runServerTool(ctx, filepath.Join(c.Bin, "pg_ctl"),
+		"-D", c.DataDir, "-l", c.LogFile, "-m", "fast", "-w", "-t", strconv.Itoa(int(startTimeout/time.Second)), "restart")
+	if err != nil {
+		t.Fatalf("pgtest: restart PostgreSQL %d on port %d: %v\n%s", c.Major, c.Port, err, out)
+	}
+	c.running = true
+}
+
+// Promote promotes a standby and waits until it accepts writes.
+func (c *Cluster) Promote(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
+	defer cancel()
+	out, err := runServerTool(ctx, filepath.Join(c.Bin, "pg_ctl"), "-D", c.DataDir, "-w", "-t", strconv.Itoa(int(startTimeout/time.Second)), "promote")
+	if err != nil {
+		t.Fatalf("pgtest: promote PostgreSQL %d on port %d: %v\n%s", c.Major, c.Port, err, out)
+	}
+	if err := c.waitPromoted(ctx); err != nil {
+		t.Fatalf("pgtest: promote: %v", err)
+	}
+}

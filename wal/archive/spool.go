@@ -51,7 +51,7 @@ func (s *Spool) pushDir() string { return filepath.Join(s.dir, "push") }
 
 // ReceiveDir is where the streaming receiver keeps the segment it is writing.
 func (s *Spool) ReceiveDir() string { return filepath.Join(s.dir, "receive") }
-func (s *Spool) getDir() string  { return filepath.Join(s.dir, "get") }
+func (s *Spool) getDir() string     { return filepath.Join(s.dir, "get") }
 
 // writeAtomic writes a file via a temporary name and rename, so readers see it
 // whole or not at all.

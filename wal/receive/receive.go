@@ -278,6 +278,13 @@ func (r *Receiver) startPoint(ctx context.Context, serverTLI uint32, serverPos u
 		n, _ := wal.ParseName(last)
 		return n.Timeline, n.StartLSN(r.segSize) + r.segSize, nil
 	}
+	// No WAL archived yet: from the newest backup's start, so that backup can
+	// be rolled forward; with no backup either, from the server's position.
+	if m, err := r.repos[0].Manifest(ctx, r.o.Cluster, "latest"); err == nil {
+		if lsn, err := wal.ParseLSN(m.StartLSN); err == nil {
+			return m.Timeline, lsn - lsn%r.segSize, nil
+		}
+	}
 	return serverTLI, serverPos - serverPos%r.segSize, nil
 }
 
