@@ -319,7 +319,7 @@ CHECKSUM=$(sql "SELECT sum(abalance) || ':' || (SELECT count(*) FROM events) FRO
 # ---------------------------------------------------------------- 3. restore latest
 log "3. restore of the latest backup + start until promoted"
 restore_one() { # tool jobs rep
-  local t=$W/restored id="$1/j$2"
+  local t=$W/restored id="j$2/$1"
   fresh_dir "$t"
   rm -rf "$W/spool-pgward"
   case $1 in

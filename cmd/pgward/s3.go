@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,7 +49,7 @@ func addS3Flags(pf *pflag.FlagSet) {
 	pf.Lookup("s3-path-style").NoOptDefVal = "true"
 	pf.Var(&optValue[string]{dst: &s3Opts.sse, typ: "string", parse: func(s string) (string, error) {
 		if s != "" && s != "AES256" && s != "aws:kms" {
-			return "", fmt.Errorf("use AES256 or aws:kms (or nothing for none)")
+			return "", errors.New("use AES256 or aws:kms (or nothing for none)")
 		}
 		return s, nil
 	}}, "s3-sse", "server-side encryption of new S3 objects: AES256 or aws:kms")
@@ -57,7 +58,7 @@ func addS3Flags(pf *pflag.FlagSet) {
 	pf.Var(&optValue[time.Duration]{dst: &s3Opts.retryMax, val: retry.DefaultMaxElapsed, typ: "duration", parse: func(s string) (time.Duration, error) {
 		d, err := time.ParseDuration(s)
 		if err == nil && d <= 0 {
-			err = fmt.Errorf("must be positive")
+			err = errors.New("must be positive")
 		}
 		return d, err
 	}}, "s3-retry-max", "how long to keep retrying a failing S3 request before giving up")

@@ -432,7 +432,11 @@ streaming:
 				if err := r.write(ctx, tli, uint64(x.WALStart), x.WALData); err != nil {
 					return 0, 0, err
 				}
-				if r.o.Synchronous {
+				// Synchronous: confirm as soon as we hold everything the server
+				// has written (ServerWALEnd). While more is already on its way,
+				// an fsync per message would only slow the stream down; the
+				// commit the primary waits for is at or before ServerWALEnd.
+				if r.o.Synchronous && r.written >= uint64(x.ServerWALEnd) {
 					if err := r.flushAndReport(ctx, conn); err != nil {
 						return 0, 0, err
 					}
