@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -9,7 +8,6 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/wal/archive"
 	"github.com/spf13/cobra"
 )
@@ -59,10 +57,9 @@ has marked ready, in parallel, so that the following calls return at once.`,
 			if err != nil {
 				return err
 			}
-			spec, _ := cmd.Flags().GetString("compress")
-			codec, err := compress.Parse(spec)
+			codec, err := codecFlag(cmd)
 			if err != nil {
-				return fmt.Errorf("--compress: %w", err)
+				return err
 			}
 			ahead, _ := cmd.Flags().GetInt("push-ahead")
 			repos, err := openRepos(ctx, cmd)

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/engine"
 	"github.com/spf13/cobra"
 )
@@ -29,10 +28,9 @@ REPLICATION attribute.`,
 				return err
 			}
 			f := cmd.Flags()
-			spec, _ := f.GetString("compress")
-			codec, err := compress.Parse(spec)
+			codec, err := codecFlag(cmd)
 			if err != nil {
-				return fmt.Errorf("--compress: %w", err)
+				return err
 			}
 			conn, _ := f.GetString("conn")
 			jobs, _ := f.GetInt("jobs")

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/wal/archive"
 	"github.com/pgward/pgward/wal/receive"
 	"github.com/spf13/cobra"
@@ -38,10 +37,9 @@ archive_command into the same repository.`,
 				return err
 			}
 			f := cmd.Flags()
-			spec, _ := f.GetString("compress")
-			codec, err := compress.Parse(spec)
+			codec, err := codecFlag(cmd)
 			if err != nil {
-				return fmt.Errorf("--compress: %w", err)
+				return err
 			}
 			conn, _ := f.GetString("conn")
 			if conn == "" {
