@@ -102,7 +102,7 @@ func testBackupRestore(t *testing.T, major int) {
 	if added*10 > before {
 		t.Errorf("second backup of an unchanged cluster added %d bytes to a %d-byte repository (>= 10%%)", added, before)
 	}
-	if out := mustPgward(t, nil, "list", "--repo", repoDir).stdout; strings.Count(out, "\n") != 3 {
+	if out := mustPgward(t, nil, "list", "--repo", repoDir).stdout; strings.Count(out, " main ") != 2 || !strings.Contains(out, "recoverable from") {
 		t.Errorf("list after two backups:\n%s", out)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,9 +129,12 @@ func TestBadInput(t *testing.T) {
 		time.Sleep(3 * time.Second)
 		cmd.Process.Kill()
 		cmd.Wait()
-		out := mustPgward(t, nil, "list", "--repo", repoDir).stdout
-		if strings.Count(out, "\n") != 2 {
-			t.Fatalf("killed backup is listed:\n%s", out)
+		var list []map[string]any
+		if err := json.Unmarshal([]byte(mustPgward(t, nil, "list", "--repo", repoDir, "--json").stdout), &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 {
+			t.Fatalf("killed backup is listed: %v", list)
 		}
 		r := mustPgward(t, nil, "backup", "--repo", repoDir, "--conn", conn, "--checkpoint", "fast")
 		newID := strings.SplitN(r.stdout, "\n", 2)[0]
