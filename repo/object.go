@@ -151,6 +151,12 @@ func (r *Repo) Open(dst, obj []byte, maxSize int, scratch []byte) (plain []byte,
 		}
 		return nil, hash, scratch, fmt.Errorf("%w: object is not encrypted but the repository is", ErrCorrupt)
 	}
+	if !encrypted && binary.BigEndian.Uint64(hdr[8:16]) != 0 {
+		return nil, hash, scratch, fmt.Errorf("%w: unencrypted object with a key id", ErrCorrupt)
+	}
+	if hdr[7] != 0 {
+		return nil, hash, scratch, fmt.Errorf("%w: reserved header byte is set", ErrCorrupt)
+	}
 	if encrypted && binary.BigEndian.Uint64(hdr[8:16]) != r.keyID {
 		return nil, hash, scratch, fmt.Errorf("%w: object was encrypted with another key (key id %x)", ErrCorrupt, hdr[8:16])
 	}
