@@ -185,9 +185,40 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		pool <- &b
 	}
 	stored := make([]atomic.Int64, len(repos))
-	for range o.Jobs {
+	// Storing is I/O: local Puts wait on fsync, S3 Puts on the network. It runs
+	// in its own goroutines, more of them than CPU workers, so the CPUs keep
+	// sealing while writes wait, and concurrent fsyncs share journal commits.
+	// Each sealed object travels in a buffer from a fixed pool, so memory stays
+	// bounded: (jobs + writers) sealed objects at most.
+	writers := max(4, 2*o.Jobs)
+	type storeJob struct {
+		ri  int
+		id  repo.Hash
+		buf *repo.ChunkBuffers
+	}
+	stores := make(chan storeJob, writers)
+	sealPool := make(chan *repo.ChunkBuffers, o.Jobs+writers)
+	for range cap(sealPool) {
+		sealPool <- new(repo.ChunkBuffers)
+	}
+	for range writers {
 		g.Go(func() error {
-			bufs := make([]repo.ChunkBuffers, len(repos))
+			for s := range stores {
+				n, err := repos[s.ri].StoreChunk(gctx, s.id, s.buf.Sealed())
+				sealPool <- s.buf
+				if err != nil {
+					return err
+				}
+				stored[s.ri].Add(n)
+			}
+			return nil
+		})
+	}
+	var workerWG sync.WaitGroup
+	for range o.Jobs {
+		workerWG.Add(1)
+		g.Go(func() error {
+			defer workerWG.Done()
 			for j := range jobs {
 				data := (*j.buf)[:j.size]
 				for ri, r := range repos {
@@ -203,17 +234,31 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 					if has {
 						continue
 					}
-					n, err := r.PutChunk(gctx, h, data, o.Codec, &bufs[ri])
-					if err != nil {
+					var sb *repo.ChunkBuffers
+					select {
+					case sb = <-sealPool:
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+					if _, err := r.SealChunk(h, data, o.Codec, sb); err != nil {
 						return err
 					}
-					stored[ri].Add(n)
+					select {
+					case stores <- storeJob{ri: ri, id: h, buf: sb}:
+					case <-gctx.Done():
+						return gctx.Err()
+					}
 				}
 				pool <- j.buf
 			}
 			return nil
 		})
 	}
+	// The writers stop when every worker is done.
+	go func() {
+		workerWG.Wait()
+		close(stores)
+	}()
 
 	var (
 		files     []*fileState

@@ -22,6 +22,9 @@ type ChunkBuffers struct {
 	obj, scratch, plain []byte
 }
 
+// Sealed returns the object SealChunk last built in b.
+func (b *ChunkBuffers) Sealed() []byte { return b.obj }
+
 // HasChunk reports whether the chunk is stored.
 func (r *Repo) HasChunk(ctx context.Context, id Hash) (bool, error) {
 	_, err := r.st.Stat(ctx, chunkName(id))
@@ -38,19 +41,36 @@ func (r *Repo) HasChunk(ctx context.Context, id Hash) (bool, error) {
 // returns the number of bytes written to storage; a chunk that another writer
 // stored first counts as zero (same content, same id: nothing is lost).
 func (r *Repo) PutChunk(ctx context.Context, id Hash, plain []byte, codec compress.Codec, b *ChunkBuffers) (int64, error) {
+	obj, err := r.SealChunk(id, plain, codec, b)
+	if err != nil {
+		return 0, err
+	}
+	return r.StoreChunk(ctx, id, obj)
+}
+
+// SealChunk builds the object of a chunk (compressed, sealed) in b and returns
+// it; it is valid until b is used again. Sealing and storing are separate so a
+// pipeline can keep the CPUs sealing while other goroutines wait on storage.
+func (r *Repo) SealChunk(id Hash, plain []byte, codec compress.Codec, b *ChunkBuffers) ([]byte, error) {
 	var err error
 	b.obj, b.scratch, err = r.Seal(b.obj[:0], plain, id, codec, b.scratch)
 	if err != nil {
-		return 0, fmt.Errorf("chunk %s: %w", id, err)
+		return nil, fmt.Errorf("chunk %s: %w", id, err)
 	}
-	err = r.st.Put(ctx, chunkName(id), bytes.NewReader(b.obj), int64(len(b.obj)))
+	return b.obj, nil
+}
+
+// StoreChunk writes a sealed chunk object (create-only). It returns the bytes
+// written, zero when the chunk was already there.
+func (r *Repo) StoreChunk(ctx context.Context, id Hash, obj []byte) (int64, error) {
+	err := r.st.Put(ctx, chunkName(id), bytes.NewReader(obj), int64(len(obj)))
 	if errors.Is(err, ErrExists) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("storing chunk %s in %s: %w", id, r.st, err)
 	}
-	return int64(len(b.obj)), nil
+	return int64(len(obj)), nil
 }
 
 // GetChunk reads and verifies a chunk and returns its plaintext, which is valid
