@@ -73,6 +73,7 @@ RESULTS=$W/results.tsv
 DATA=$W/pg/data
 SOCK=$W/sock
 RESTORED=""
+LOADS=() # 1-minute load average before each measurement: how busy the shared machine was
 
 cleanup() {
   local rc=$?
@@ -121,6 +122,7 @@ logname() { echo "$LOGS/$(echo "$1" | tr '/:' '__').log"; }
 # measure ID -- CMD...: runs CMD as the PostgreSQL OS user, sets WALL and RSS (KiB).
 measure() {
   local id=$1 out; shift; [ "$1" = -- ] && shift
+  LOADS+=("$(cut -d' ' -f1 /proc/loadavg)")
   out=$("$BT" run "${USEROPT[@]}" -dir "$W" -log "$(logname "$id")" -- "$@") || die "$id failed; see $(logname "$id")"
   read -r WALL RSS <<<"$out"
 }
@@ -221,6 +223,7 @@ done
 sql "VACUUM ANALYZE" && sql "CHECKPOINT"
 db_bytes() { du -sb --exclude=pg_wal "$DATA" | cut -f1; }
 DB_BYTES=$(db_bytes)
+DB_BYTES_INITIAL=$DB_BYTES
 log "data directory without pg_wal: $((DB_BYTES / 1048576)) MiB"
 
 # Alternation: in rep r, tool lists rotate by r so that no tool always runs first.
@@ -425,6 +428,7 @@ fresh_pgbr_arch() {
 }
 loop() { # push-loop|get-loop id rep stored-path -- command
   local kind=$1 id=$2 rep=$3 stored=$4 out; shift 5
+  LOADS+=("$(cut -d' ' -f1 /proc/loadavg)")
   out=$("$BT" "$kind" "${USEROPT[@]}" -dir "$SIM" -segs "$W/segments.txt" -verify "$W/stage" -log "$(logname "$id")" -- "$1") ||
     die "$id failed; see $(logname "$id")"
   read -r WALL RSS <<<"$out"
@@ -471,7 +475,9 @@ cat >"$W/meta.txt" <<EOF
 scale=$SCALE
 reps=$REPS
 segments=$(wc -l <"$W/segments.txt")
-db_mib=$((DB_BYTES / 1048576))
+db_mib=$((DB_BYTES_INITIAL / 1048576))
+db_mib_changed=$((DB_BYTES / 1048576))
+load=$(printf '%s\n' "${LOADS[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "median %.1f, max %.1f", v[int((NR + 1) / 2)], v[NR] }')
 pitr_wal_mib=$((PITR_BYTES / 1048576))
 date=$(date -u +%Y-%m-%d), whole run $((ELAPSED / 60)) min
 machine=$cores cores ($cpu), $mem RAM, disk $disk, Linux $(uname -r)

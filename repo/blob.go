@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/pgward/pgward/compress"
 )
@@ -56,10 +57,19 @@ func (r *Repo) getRaw(ctx context.Context, name string, limit int64) ([]byte, er
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
+	// A local object knows its size: read it into an exact buffer instead of
+	// letting ReadAll grow (and copy) one for a 16 MiB WAL segment.
+	var b []byte
+	if st, ok := rc.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil && fi.Size() <= limit {
+			b = make([]byte, 0, fi.Size()+1)
+		}
+	}
+	buf := bytes.NewBuffer(b)
+	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
+	b = buf.Bytes()
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%s: %w: larger than %d bytes", name, ErrCorrupt, limit)
 	}

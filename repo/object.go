@@ -95,21 +95,35 @@ func (r *Repo) ContentHash(plaintext []byte) Hash {
 // computed it to decide whether the chunk is new. When compression does not
 // shrink the data the object is stored uncompressed.
 func (r *Repo) Seal(dst []byte, plaintext []byte, hash Hash, codec compress.Codec, scratch []byte) (obj []byte, scratchOut []byte, err error) {
-	if codec == nil {
-		codec = noCodec
-	}
-	body := plaintext
-	id := codec.ID()
-	if id != compress.None {
+	var compressed []byte
+	if codec != nil && codec.ID() != compress.None {
 		scratch, err = codec.Compress(scratch[:0], plaintext)
 		if err != nil {
 			return nil, scratch, fmt.Errorf("compress: %w", err)
 		}
-		if len(scratch) < len(plaintext) {
-			body = scratch
-		} else {
-			id = compress.None
-		}
+		compressed = scratch
+	}
+	obj, err = r.appendObject(dst, plaintext, compressed, hash, codec)
+	return obj, scratch, err
+}
+
+// sealCompressed is Seal for a caller that compressed the plaintext itself
+// (compressed == nil: not compressed).
+func (r *Repo) sealCompressed(plaintext, compressed []byte, hash Hash, codec compress.Codec) ([]byte, error) {
+	n := len(plaintext)
+	if compressed != nil && len(compressed) < n {
+		n = len(compressed)
+	}
+	return r.appendObject(make([]byte, 0, headerSize+n+64), plaintext, compressed, hash, codec)
+}
+
+// appendObject appends the envelope: the header, then the compressed body
+// (or the plaintext when compression did not shrink it), sealed in an
+// encrypted repository.
+func (r *Repo) appendObject(dst, plaintext, compressed []byte, hash Hash, codec compress.Codec) ([]byte, error) {
+	body, id := plaintext, compress.None
+	if codec != nil && compressed != nil && len(compressed) < len(plaintext) {
+		body, id = compressed, codec.ID()
 	}
 	start := len(dst)
 	dst = append(dst, objectMagic[:]...)
@@ -118,15 +132,15 @@ func (r *Repo) Seal(dst []byte, plaintext []byte, hash Hash, codec compress.Code
 	dst = binary.BigEndian.AppendUint64(dst, uint64(len(plaintext)))
 	dst = append(dst, hash[:]...)
 	if r.sealer == nil {
-		return append(dst, body...), scratch, nil
+		return append(dst, body...), nil
 	}
 	dst[start+6] = flagEncrypted
 	hdr := append([]byte(nil), dst[start:start+headerSize]...)
-	dst, err = r.sealer.Seal(dst, body, hdr)
+	dst, err := r.sealer.Seal(dst, body, hdr)
 	if err != nil {
-		return nil, scratch, fmt.Errorf("encrypt: %w", err)
+		return nil, fmt.Errorf("encrypt: %w", err)
 	}
-	return dst, scratch, nil
+	return dst, nil
 }
 
 // Open verifies and decodes an object, appending its plaintext to dst. maxSize

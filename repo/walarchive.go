@@ -48,8 +48,23 @@ func WALPrefix(cluster string) string { return "clusters/" + cluster + "/wal/" }
 // different bytes hold the name: the stored file is never replaced.
 func (r *Repo) PutWAL(ctx context.Context, cluster, name string, data []byte, codec compress.Codec) (stored bool, err error) {
 	obj := WALObjectName(cluster, name)
+	// Hash and compress a segment at once, on two cores: archive-push latency
+	// is what a busy primary's archiver waits on.
+	var compressed []byte
+	var cerr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if codec != nil && codec.ID() != compress.None {
+			compressed, cerr = codec.Compress(make([]byte, 0, len(data)/2), data)
+		}
+	}()
 	h := r.ContentHash(data)
-	sealed, _, err := r.Seal(nil, data, h, codec, nil)
+	<-done
+	if cerr != nil {
+		return false, fmt.Errorf("archiving %s: compress: %w", name, cerr)
+	}
+	sealed, err := r.sealCompressed(data, compressed, h, codec)
 	if err != nil {
 		return false, fmt.Errorf("archiving %s: %w", name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -28,6 +29,15 @@ func (e *exitError) Error() string {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// PGWARD_CPUPROFILE=FILE writes a Go CPU profile of this run (for
+	// docs/benchmarks.md); it is not an option because users never need it.
+	if p := os.Getenv("PGWARD_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -42,5 +52,6 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgward: "+err.Error())
 	}
+	pprof.StopCPUProfile()
 	os.Exit(code)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/wal"
@@ -47,6 +48,7 @@ func Get(ctx context.Context, repos []*repo.Repo, name, dest string, o GetOption
 	if o.Spool != nil {
 		o.Spool.pruneGet(name)
 		p := filepath.Join(o.Spool.getDir(), name)
+		o.Spool.waitInflight(name, 10*time.Second)
 		if _, err := os.Stat(p); err == nil {
 			if err := moveFile(p, dest); err == nil {
 				f.FromSpool = true
@@ -160,11 +162,24 @@ func moveFile(from, to string) error {
 	return os.Remove(from)
 }
 
+// waitInflight waits, up to max, while a prefetcher is fetching name.
+func (s *Spool) waitInflight(name string, max time.Duration) {
+	inflight := filepath.Join(s.getDir(), ".inflight-"+name)
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		fi, err := os.Stat(inflight)
+		if err != nil || time.Since(fi.ModTime()) > max {
+			return // not in flight, or left behind by a prefetcher that died
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // pruneGet removes prefetched files PostgreSQL has moved past.
 func (s *Spool) pruneGet(current string) {
 	entries, _ := os.ReadDir(s.getDir())
 	for _, e := range entries {
-		if e.Name() < current && !strings.HasPrefix(e.Name(), ".lock") {
+		if e.Name() < current && !strings.HasPrefix(e.Name(), ".") {
 			os.Remove(filepath.Join(s.getDir(), e.Name()))
 		}
 	}
@@ -196,11 +211,20 @@ func Prefetch(ctx context.Context, repos []*repo.Repo, after string, segSize uin
 		if _, err := os.Stat(p); err == nil {
 			continue
 		}
+		// Announce the fetch, so an archive-get asking for this file waits
+		// for it instead of fetching it a second time.
+		inflight := filepath.Join(o.Spool.getDir(), ".inflight-"+name)
+		mark, err := os.OpenFile(inflight, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			continue
+		}
+		mark.Close()
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer os.Remove(inflight)
 			data, found, err := fetch(ctx, repos, o.Cluster, name)
 			if err != nil || !found {
 				return // archive-get will report it when PostgreSQL asks

@@ -46,11 +46,19 @@ func Push(ctx context.Context, repos []*repo.Repo, path string, o PushOptions) e
 		ahead = readySegments(filepath.Dir(path), name, o.Ahead)
 		o.Spool.pruneMarkers(name)
 	}
+	// At most two pushes ahead at a time: each holds a segment, its
+	// compressed copy and its sealed object in memory.
+	sem := make(chan struct{}, 2)
 	var wg sync.WaitGroup
 	for _, a := range ahead {
+		if o.Spool.hasMarker(a) {
+			continue // an earlier call pushed it already
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			p := filepath.Join(filepath.Dir(path), a)
 			sum, err := pushFile(ctx, repos, p, o)
 			if err != nil {
@@ -129,11 +137,13 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	if fi.Size() > limit {
 		return nil, fmt.Errorf("%s is %d bytes, larger than any WAL file can be", path, fi.Size())
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()))
-	if _, err := io.Copy(buf, io.LimitReader(f, limit+1)); err != nil {
-		return nil, err
+	// Exactly the file's size, read once: a growing buffer would copy and
+	// clear 16 MiB segments several times over.
+	buf := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 // validate refuses what is not a WAL file of this cluster.

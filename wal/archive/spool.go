@@ -91,6 +91,12 @@ func (s *Spool) writeMarker(name string, sum [32]byte) error {
 	return writeAtomic(s.markerPath(name), []byte(hex.EncodeToString(sum[:])+"\n"), true)
 }
 
+// hasMarker reports whether a push-ahead marker exists for name.
+func (s *Spool) hasMarker(name string) bool {
+	_, err := os.Stat(s.markerPath(name))
+	return err == nil
+}
+
 // takeMarker reports whether a marker for exactly this content exists, and
 // removes it (it has served its one purpose).
 func (s *Spool) takeMarker(name string, sum [32]byte) bool {

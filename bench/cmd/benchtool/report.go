@@ -191,8 +191,8 @@ func cmdReport(args []string) error {
 
 func writeReport(w io.Writer, data map[string][]run, order []string, meta map[string]string) error {
 	segs, _ := strconv.Atoi(meta["segments"])
-	fmt.Fprintf(w, "### BENCH_SCALE=%s: data directory %s MiB, median of %s runs (%s)\n\n", meta["scale"], meta["db_mib"], meta["reps"], meta["date"])
-	fmt.Fprintf(w, "Machine: %s.\n\n", meta["machine"])
+	fmt.Fprintf(w, "### BENCH_SCALE=%s: data directory %s MiB (%s MiB after the 5%% changes), median of %s runs (%s)\n\n", meta["scale"], meta["db_mib"], meta["db_mib_changed"], meta["reps"], meta["date"])
+	fmt.Fprintf(w, "Machine: %s. One-minute load average before the measurements: %s (the machine is shared; 2 means both cores busy).\n\n", meta["machine"], meta["load"])
 	fmt.Fprintf(w, "Versions: %s.\n\n", meta["versions"])
 	fmt.Fprintln(w, "| operation | compared with | wall s, pgward / other | ratio (target) | MiB/s, pgward / other | stored MiB, pgward / other | peak RSS MiB, pgward / other |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
