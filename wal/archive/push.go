@@ -43,8 +43,16 @@ func Push(ctx context.Context, repos []*repo.Repo, path string, o PushOptions) e
 	}
 	var ahead []string
 	if o.Spool != nil && o.Ahead > 0 && n.Kind == wal.Segment {
-		ahead = readySegments(filepath.Dir(path), name, o.Ahead)
 		o.Spool.pruneMarkers(name)
+		// Already pushed ahead by an earlier call: return at once. The next
+		// batch starts only when PostgreSQL asks for a segment nobody pushed
+		// yet, so a call either costs one hash or pushes a batch in parallel.
+		if o.Spool.hasMarker(name) {
+			if _, err := pushFile(ctx, repos, path, o); err == nil {
+				return nil
+			}
+		}
+		ahead = readySegments(filepath.Dir(path), name, o.Ahead)
 	}
 	// At most two pushes ahead at a time: each holds a segment, its
 	// compressed copy and its sealed object in memory.
