@@ -82,10 +82,10 @@ directories, where it does not pay).`,
 					}
 				}
 			}
-			o := archive.PushOptions{Cluster: cluster, Codec: codec, Ahead: ahead, Log: slog.Default()}
-			if ahead > 0 {
-				o.Spool = archive.OpenSpool(spoolBase(cmd), cluster, repos)
-			}
+			// The spool is opened even without push-ahead: an earlier call
+			// (or another configuration) may have pushed this segment ahead.
+			o := archive.PushOptions{Cluster: cluster, Codec: codec, Ahead: ahead, Log: slog.Default(),
+				Spool: archive.OpenSpool(spoolBase(cmd), cluster, repos)}
 			return archive.Push(ctx, repos, args[0], o)
 		},
 	}

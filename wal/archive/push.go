@@ -42,17 +42,19 @@ func Push(ctx context.Context, repos []*repo.Repo, path string, o PushOptions) e
 		return fmt.Errorf("archive-push %s: %w; only WAL segments, .partial segments, timeline history and backup history files are archived", path, err)
 	}
 	var ahead []string
-	if o.Spool != nil && o.Ahead > 0 && n.Kind == wal.Segment {
+	if o.Spool != nil && n.Kind == wal.Segment {
 		o.Spool.pruneMarkers(name)
 		// Already pushed ahead by an earlier call: return at once. The next
 		// batch starts only when PostgreSQL asks for a segment nobody pushed
 		// yet, so a call either costs one hash or pushes a batch in parallel.
 		if o.Spool.hasMarker(name) {
-			if _, err := pushFile(ctx, repos, path, o); err == nil {
+			if _, err := pushFile(ctx, repos, path, o, false); err == nil {
 				return nil
 			}
 		}
-		ahead = readySegments(filepath.Dir(path), name, o.Ahead)
+		if o.Ahead > 0 {
+			ahead = readySegments(filepath.Dir(path), name, o.Ahead)
+		}
 	}
 	// At most two pushes ahead at a time: each holds a segment, its
 	// compressed copy and its sealed object in memory.
@@ -68,7 +70,7 @@ func Push(ctx context.Context, repos []*repo.Repo, path string, o PushOptions) e
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			p := filepath.Join(filepath.Dir(path), a)
-			sum, err := pushFile(ctx, repos, p, o)
+			sum, err := pushFile(ctx, repos, p, o, true)
 			if err != nil {
 				// PostgreSQL will ask for it itself and get the error then.
 				o.Log.Debug("push-ahead failed", "file", a, "error", err)
@@ -79,7 +81,7 @@ func Push(ctx context.Context, repos []*repo.Repo, path string, o PushOptions) e
 			}
 		}()
 	}
-	_, err = pushFile(ctx, repos, path, o)
+	_, err = pushFile(ctx, repos, path, o, false)
 	wg.Wait()
 	if err != nil {
 		return fmt.Errorf("archive-push %s: %w", name, err)
@@ -88,7 +90,8 @@ func Push(ctx context.Context, repos []*repo.Repo, path string, o PushOptions) e
 }
 
 // pushFile validates and stores one file, or finds it already pushed ahead.
-func pushFile(ctx context.Context, repos []*repo.Repo, path string, o PushOptions) ([32]byte, error) {
+// ahead says the caller will record a marker, so the SHA-256 is needed.
+func pushFile(ctx context.Context, repos []*repo.Repo, path string, o PushOptions, ahead bool) ([32]byte, error) {
 	name := filepath.Base(path)
 	data, err := readLimited(path, repo.MaxWALObject)
 	if err != nil {
@@ -96,7 +99,7 @@ func pushFile(ctx context.Context, repos []*repo.Repo, path string, o PushOption
 	}
 	// The SHA-256 is only needed to match or write a push-ahead marker.
 	var sum [32]byte
-	if o.Spool != nil {
+	if o.Spool != nil && (ahead || o.Spool.hasMarker(name)) {
 		sum = sha256.Sum256(data)
 		if o.Spool.takeMarker(name, sum) {
 			o.Log.Debug("already pushed ahead", "file", name)
