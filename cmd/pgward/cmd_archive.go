@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/pgward/pgward/wal/archive"
@@ -49,10 +48,8 @@ under an archived name fail and change nothing.
 
   archive_command = 'pgward archive-push --config /etc/pgward/pgward.toml --cluster main %p'
 
-With --push-ahead N it also pushes the next N segments PostgreSQL has marked
-ready, in parallel, so that the following calls return at once (default: 4 when
-a repository is remote, where each push waits on the network; 0 for local
-directories, where it does not pay).`,
+With --push-ahead N (default 4) it also pushes the next N segments PostgreSQL
+has marked ready, in parallel, so that the following calls return at once.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -69,19 +66,6 @@ directories, where it does not pay).`,
 			if err != nil {
 				return err
 			}
-			if ahead < 0 {
-				// Auto: pushing ahead pays where a push waits on the network;
-				// into local directories a push is CPU and fsync, which the
-				// archiver's own sequence already keeps busy (measured in
-				// docs/benchmarks.md), so it stays off there.
-				ahead = 0
-				specs, _ := repoSpecs(cmd)
-				for _, sp := range specs {
-					if strings.Contains(sp, "://") {
-						ahead = 4
-					}
-				}
-			}
 			// The spool is opened even without push-ahead: an earlier call
 			// (or another configuration) may have pushed this segment ahead.
 			o := archive.PushOptions{Cluster: cluster, Codec: codec, Ahead: ahead, Log: slog.Default(),
@@ -90,7 +74,7 @@ directories, where it does not pay).`,
 		},
 	}
 	cmd.Flags().String("compress", "zstd:1", "compression for WAL: zstd, zstd:N, lz4 or none")
-	cmd.Flags().Int("push-ahead", -1, "also push up to N further ready segments in parallel (0: off; default 4 for remote repositories, 0 for local ones)")
+	cmd.Flags().Int("push-ahead", 4, "also push up to N further ready segments in parallel (0: off)")
 	addSpoolFlag(cmd)
 	return cmd
 }
