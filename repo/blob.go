@@ -57,19 +57,25 @@ func (r *Repo) getRaw(ctx context.Context, name string, limit int64) ([]byte, er
 		return nil, err
 	}
 	defer rc.Close()
-	// A local object knows its size: read it into an exact buffer instead of
-	// letting ReadAll grow (and copy) one for a 16 MiB WAL segment.
-	var b []byte
+	// A local object knows its size: read exactly that (a growing buffer
+	// would copy a 16 MiB WAL segment twice) and confirm the end.
 	if st, ok := rc.(interface{ Stat() (os.FileInfo, error) }); ok {
 		if fi, err := st.Stat(); err == nil && fi.Size() <= limit {
-			b = make([]byte, 0, fi.Size()+1)
+			b := make([]byte, fi.Size())
+			if _, err := io.ReadFull(rc, b); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", name, err)
+			}
+			var one [1]byte
+			if n, _ := rc.Read(one[:]); n == 0 {
+				return b, nil
+			}
+			return nil, fmt.Errorf("reading %s: it grew while being read", name)
 		}
 	}
-	buf := bytes.NewBuffer(b)
-	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	b = buf.Bytes()
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%s: %w: larger than %d bytes", name, ErrCorrupt, limit)
 	}

@@ -119,7 +119,7 @@ segments into the spool, so that the following calls return at once.`,
 			if !found {
 				return &exitError{code: 1}
 			}
-			if o.Spool != nil && f.SegSize > 0 {
+			if o.Spool != nil && f.SegSize > 0 && !o.Spool.PrefetcherRunning() {
 				startPrefetch(args[0], f.SegSize)
 			}
 			return nil

@@ -185,6 +185,21 @@ func (s *Spool) pruneGet(current string) {
 	}
 }
 
+// PrefetcherRunning reports whether a prefetcher holds the spool's lock, so a
+// caller need not start another one only to see it exit.
+func (s *Spool) PrefetcherRunning() bool {
+	lock, err := os.OpenFile(filepath.Join(s.getDir(), ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return false
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	return false
+}
+
 // Prefetch fetches up to count segments following after into the spool, in
 // parallel, skipping those already there. One prefetcher runs per spool at a
 // time (an flock); a second returns at once.
