@@ -82,7 +82,8 @@ cleanup() {
   if [ "${BENCH_KEEP:-0}" = 1 ] || { [ $rc != 0 ] && [ "${BENCH_KEEP_ON_ERROR:-0}" = 1 ]; }; then
     log "work directory kept: $W"
   else
-    rm -rf "$W"
+    # A detached pgward prefetcher may still be writing below $W for a moment.
+    rm -rf "$W" 2>/dev/null || { sleep 2; rm -rf "$W" || true; }
   fi
 }
 trap cleanup EXIT
@@ -452,7 +453,10 @@ done
 [ -d "$APGW" ] && [ -d "$APGBR" ] || die "archive repositories missing"
 for rep in $(seq 1 "$REPS"); do
   for v in $(rotate "$rep" pgward-prefetch8 pgbackrest-sync pgward-prefetch0 pgbackrest-async); do
-    rm -rf "$W/get-spool" "$W/get-spool-pgbr"
+    # pgward's prefetcher runs detached and may still be writing into its spool: let it
+    # finish (it holds the spool's lock while it works) before the spool is removed.
+    [ -d "$W/get-spool" ] && flock -w 30 "$(ls -d "$W"/get-spool/*/get 2>/dev/null | head -1)/.lock" true 2>/dev/null || true
+    rm -rf "$W/get-spool" "$W/get-spool-pgbr" 2>/dev/null || { sleep 2; rm -rf "$W/get-spool" "$W/get-spool-pgbr"; }
     case $v in
       pgward-prefetch*) loop get-loop "get/$v" "$rep" "" -- "$PGWARD archive-get --repo $APGW --prefetch ${v#pgward-prefetch} --spool-path $W/get-spool %f %p" ;;
       pgbackrest-sync) loop get-loop "get/$v" "$rep" "" -- "$PGBR_SIM archive-get %f \"%p\"" ;;
