@@ -2,6 +2,7 @@ package engine
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -369,7 +370,7 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		// Keep the server's manifest with the backup: restore writes it back so
 		// pg_verifybackup can check the restored directory.
 		mf := &fileState{entry: repo.File{Path: "backup_manifest", Type: repo.TypeFile, Mode: 0o600, MTime: time.Now().UTC(), Size: int64(len(serverMan))}, ids: make([][]repo.Hash, len(repos))}
-		if _, err := send(mf, strings.NewReader(string(serverMan)), int64(len(serverMan))); err != nil {
+		if _, err := send(mf, bytes.NewReader(serverMan), int64(len(serverMan))); err != nil {
 			return err
 		}
 		files = append(files, mf)

@@ -192,7 +192,6 @@ type writer struct {
 	// whole on failure) and emptied holds the ones that existed empty (their
 	// contents are removed on failure).
 	created, existed []string
-	dirs             []string
 }
 
 func (w *writer) prepareTop(dir string) error {
@@ -300,7 +299,6 @@ func (w *writer) run(ctx context.Context) error {
 		if err := w.chown(p); err != nil {
 			return err
 		}
-		w.dirs = append(w.dirs, p)
 	}
 	if control == nil {
 		return fmt.Errorf("the backup has no %s; it cannot be started", pgControl)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/pgward/pgward/wal/archive"
@@ -55,7 +54,7 @@ archive_command into the same repository.`,
 			}
 			sp := archive.OpenSpool(base, cluster, repos)
 			if sp == nil {
-				return fmt.Errorf("the spool directory %s is not usable: it must be a directory owned by this user and not writable by others", filepath.Join(base))
+				return fmt.Errorf("the spool directory %s is not usable: it must be a directory owned by this user and not writable by others", base)
 			}
 			o := receive.Options{Cluster: cluster, Conn: conn, Codec: codec, Dir: sp.ReceiveDir(), Log: slog.Default()}
 			o.Slot, _ = f.GetString("slot")

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,5 +193,3 @@ func fromSpool(t *testing.T, spool string) bool {
 	})
 	return found
 }
-
-var _ = fmt.Sprint

@@ -57,6 +57,17 @@ func switchAndWait(t *testing.T, c *pgtest.Cluster) {
 	}
 }
 
+// markTime returns the server's clock as a UTC target time, with a pause on
+// each side so that commits before and after it are clearly apart.
+func markTime(t *testing.T, c *pgtest.Cluster) string {
+	t.Helper()
+	time.Sleep(1100 * time.Millisecond)
+	var at string
+	c.QueryRow(t, "postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'", &at)
+	time.Sleep(1100 * time.Millisecond)
+	return at
+}
+
 func insertRows(t *testing.T, c *pgtest.Cluster, from, to int) {
 	t.Helper()
 	for i := from; i <= to; i++ {
@@ -101,10 +112,7 @@ func testPITR(t *testing.T, major int) {
 	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 
 	insertRows(t, c, 1, 5)
-	time.Sleep(1100 * time.Millisecond)
-	var at string
-	c.QueryRow(t, "postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'", &at)
-	time.Sleep(1100 * time.Millisecond)
+	at := markTime(t, c)
 	insertRows(t, c, 6, 10)
 	c.Exec(t, "postgres", "SELECT pg_create_restore_point('before_migration')")
 	insertRows(t, c, 11, 15)
@@ -168,10 +176,7 @@ func TestTimelines(t *testing.T) {
 	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
 	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 	insertRows(t, c, 1, 5)
-	time.Sleep(1100 * time.Millisecond)
-	var t1 string
-	c.QueryRow(t, "postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'", &t1)
-	time.Sleep(1100 * time.Millisecond)
+	t1 := markTime(t, c)
 	insertRows(t, c, 6, 10)
 	switchAndWait(t, c)
 	c.Stop(t, "fast")
@@ -187,10 +192,7 @@ func TestTimelines(t *testing.T) {
 	switchAndWait(t, p2)
 	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", p2.ConnString("postgres"), "--checkpoint", "fast")
 	insertRows(t, p2, 106, 110)
-	time.Sleep(1100 * time.Millisecond)
-	var t2 string
-	p2.QueryRow(t, "postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'", &t2)
-	time.Sleep(1100 * time.Millisecond)
+	t2 := markTime(t, p2)
 	insertRows(t, p2, 111, 115)
 	switchAndWait(t, p2)
 	if !walArchived(t, a, fmt.Sprintf("%08X.history", 2)) {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -88,6 +87,5 @@ func benchReceive(b *testing.B, load, mode string) {
 		b.ReportMetric(float64(lag)/1e6, "lag-MB")
 		rcv.cmd.Process.Kill()
 	}
-	_ = fmt.Sprint
 	b.Logf("%s/%s: %s", load, mode, pgbenchTPS.Find(out))
 }

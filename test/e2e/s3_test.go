@@ -251,10 +251,7 @@ func testS3PITR(t *testing.T, srv *s3test.Server) {
 	c, work := s3Archiving(t, srv, srv.Endpoint, s3Repo)
 	mustPgward(t, env, argv([]string{"backup", "--repo", s3Repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast"}, flags)...)
 	insertRows(t, c, 1, 5)
-	time.Sleep(1100 * time.Millisecond)
-	var at string
-	c.QueryRow(t, "postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'", &at)
-	time.Sleep(1100 * time.Millisecond)
+	at := markTime(t, c)
 	insertRows(t, c, 6, 10)
 	switchAndWait(t, c)
 

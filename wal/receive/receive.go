@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/engine"
+	"github.com/pgward/pgward/engine/basebackup"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/wal"
 	"github.com/pgward/pgward/wal/archive"
@@ -206,7 +207,7 @@ func (r *Receiver) identify(ctx context.Context, conn *pgconn.PgConn, sysid uint
 	if err != nil {
 		return err
 	}
-	major, err := serverMajor(conn)
+	major, err := basebackup.ServerMajor(conn)
 	if err != nil {
 		return err
 	}
@@ -218,15 +219,6 @@ func (r *Receiver) identify(ctx context.Context, conn *pgconn.PgConn, sysid uint
 	}
 	r.sysid, r.segSize = sysid, segSize
 	return nil
-}
-
-func serverMajor(conn *pgconn.PgConn) (int, error) {
-	v := conn.ParameterStatus("server_version")
-	end := strings.IndexFunc(v, func(c rune) bool { return c < '0' || c > '9' })
-	if end < 0 {
-		end = len(v)
-	}
-	return strconv.Atoi(v[:end])
 }
 
 func createSlot(ctx context.Context, conn *pgconn.PgConn, slot string) error {
