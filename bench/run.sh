@@ -355,10 +355,11 @@ cat >"$W/append.sql" <<'EOF'
 INSERT INTO events (kind, payload) SELECT 99, md5(random()::text) || md5(random()::text) FROM generate_series(1, 1000);
 EOF
 chmod 644 "$W/append.sql"
-gen_wal() { # MiB: generate at least this much WAL
-  local start; start=$(sql "SELECT pg_current_wal_lsn()")
+gen_wal() { # MiB: generate at least this much WAL (in rounds of pgbench -T 1..5: ~100 MiB/s here)
+  local start secs; start=$(sql "SELECT pg_current_wal_lsn()")
+  secs=$(($1 / 200)); [ "$secs" -lt 1 ] && secs=1; [ "$secs" -gt 5 ] && secs=5
   while [ "$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$start') >= $1 * 1048576::numeric")" = f ]; do
-    PGOPTIONS="-c synchronous_commit=off" "$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -c 2 -j 2 -T 5 \
+    PGOPTIONS="-c synchronous_commit=off" "$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -c 2 -j 2 -T "$secs" \
       -b tpcb-like@4 -f "$W/append.sql@1" postgres >>"$LOGS/pgbench-wal.log" 2>&1
   done
 }

@@ -25,9 +25,10 @@
 //     there because the block format does not record it and the reader must
 //     size its output before decoding.
 //
-// Integrity is not this package's job: every object is verified by its GCM tag
-// and content hash elsewhere. The zstd checksum only makes corruption show up
-// earlier, as a decode error.
+// Integrity is mostly not this package's job: objects are verified by their GCM
+// tag or content hash elsewhere. VerifiesContent tells the repository when a
+// payload's own checksum (zstd's) already covered every decoded byte, so that it
+// need not hash the plaintext a second time.
 //
 // # Invariants
 //
@@ -156,6 +157,19 @@ func Parse(spec string) (Codec, error) {
 
 // ByID returns a codec that decodes payloads written under id, whatever level
 // they were written with. Compressing with it uses the family's default level.
+// VerifiesContent reports whether decoding payload, written under codec id,
+// checks a checksum of all of the decoded bytes, so that a successful
+// Decompress proves the output is what the writer compressed (up to the
+// checksum's strength: zstd's is the low 32 bits of XXH64, on top of the
+// format's own structural checks). It is true for a zstd frame that declares
+// its content size and carries a content checksum, which is every frame pgward
+// writes; a caller that also checks the decoded length against what it
+// expects knows the frame covered the whole payload. None and LZ4 carry no
+// checksum.
+func VerifiesContent(id ID, payload []byte) bool {
+	return id == Zstd && zstdVerifies(payload)
+}
+
 func ByID(id ID) (Codec, error) {
 	switch id {
 	case None:

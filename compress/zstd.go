@@ -111,6 +111,13 @@ func (z *zstdCodec) Compress(dst, src []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// zstdVerifies reports whether payload starts with a frame that declares its
+// content size and has a content checksum, which DecodeAll verifies.
+func zstdVerifies(payload []byte) bool {
+	var h zstd.Header
+	return h.Decode(payload) == nil && h.HasFCS && h.HasCheckSum
+}
+
 func (z *zstdCodec) Decompress(dst, src []byte, maxSize int) ([]byte, error) {
 	if err := checkLimit("zstd", maxSize); err != nil {
 		return dst, err

@@ -99,15 +99,36 @@ func TestArchivePushGet(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "nope")); !os.IsNotExist(err) {
 		t.Fatal("archive-get of a missing segment created the destination")
 	}
+	objectOf := func(name string) string {
+		var obj string
+		filepath.Walk(filepath.Join(repoDir, "clusters"), func(p string, fi os.FileInfo, err error) error {
+			if err == nil && filepath.Base(p) == name {
+				obj = p
+			}
+			return nil
+		})
+		return obj
+	}
+	// A sound object under another segment's name (a storage mix-up): its
+	// page address gives it away; PostgreSQL would take it for the end of WAL.
+	if r := push(segs[1]); r.code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	swapped := objectOf(filepath.Base(segs[1]))
+	b, _ := os.ReadFile(objectOf(name))
+	os.Chmod(swapped, 0o600)
+	os.WriteFile(swapped, b, 0o600)
+	r = pgward(t, nil, "archive-get", "--repo", repoDir, "--spool-path", "off", filepath.Base(segs[1]), filepath.Join(work, "swapped"))
+	if r.code == 0 || r.code == 1 || !strings.Contains(r.stderr, "corrupted") || !strings.Contains(r.stderr, "its header says the segment starts at") {
+		t.Fatalf("segment under another segment's name: %s", r)
+	}
+	if _, err := os.Stat(filepath.Join(work, "swapped")); !os.IsNotExist(err) {
+		t.Fatal("archive-get of a misplaced segment wrote the destination")
+	}
+
 	// Corrupt object: non-zero, names it, destination not written.
-	var obj string
-	filepath.Walk(filepath.Join(repoDir, "clusters"), func(p string, fi os.FileInfo, err error) error {
-		if err == nil && filepath.Base(p) == name {
-			obj = p
-		}
-		return nil
-	})
-	b, _ := os.ReadFile(obj)
+	obj := objectOf(name)
+	b, _ = os.ReadFile(obj)
 	b[len(b)-100] ^= 0x01
 	os.WriteFile(obj, b, 0o600)
 	r = pgward(t, nil, "archive-get", "--repo", repoDir, "--spool-path", "off", name, filepath.Join(work, "bad"))

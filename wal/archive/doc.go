@@ -15,10 +15,12 @@
 //     never marks a segment done itself: PostgreSQL does that when the call
 //     returns 0, so a crash at any point only repeats work (a re-push of an
 //     identical segment succeeds).
-//   - prefetch: archive-get starts a background prefetcher that fetches the next
-//     segments, verified and decoded, into the spool; later calls rename them
-//     into place. Files PostgreSQL has moved past are removed, so the spool never
-//     holds more than the prefetch depth.
+//   - prefetch: archive-get starts one background prefetcher that keeps the
+//     segments after the one last asked for, verified and decoded, in the spool,
+//     following recovery until the archive ends or recovery stops asking; later
+//     calls rename them into place. Files PostgreSQL has moved past are removed,
+//     so the spool never holds more than the prefetch depth, and a spool from an
+//     earlier boot is emptied (prefetch.go).
 //
 // Invariants:
 //   - archive-push returns nil only when the file is durable in every

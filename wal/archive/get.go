@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -46,6 +44,10 @@ func Get(ctx context.Context, repos []*repo.Repo, name, dest string, o GetOption
 		return f, false, fmt.Errorf("archive-get %s: %w", name, err)
 	}
 	if o.Spool != nil {
+		o.Spool.checkBoot()
+		if n.Kind == wal.Segment {
+			o.Spool.setWant(name)
+		}
 		o.Spool.pruneGet(name)
 		p := filepath.Join(o.Spool.getDir(), name)
 		o.Spool.waitInflight(name, 10*time.Second)
@@ -85,10 +87,22 @@ func Get(ctx context.Context, repos []*repo.Repo, name, dest string, o GetOption
 // fetch reads a WAL file from the first repository that has a good copy. It
 // falls back to the next repository when one is missing the file, unreachable,
 // or holds a bad copy; the errors are reported only when no repository had it.
+// A segment's header must match its name (position and size): an object that
+// verifies but holds another segment would otherwise reach PostgreSQL, which
+// reads an unexpected page address as the end of WAL.
 func fetch(ctx context.Context, repos []*repo.Repo, cluster, name string) ([]byte, bool, error) {
+	n, err := wal.ParseName(name)
+	if err != nil {
+		return nil, false, err
+	}
 	var errs []error
 	for _, r := range repos {
 		data, err := r.GetWAL(ctx, cluster, name)
+		if err == nil && n.Kind == wal.Segment {
+			if _, verr := wal.ValidateSegment(n, data, int64(len(data)), 0, 0); verr != nil {
+				err = fmt.Errorf("WAL file %s in %s: %w: %w", repo.WALObjectName(cluster, name), r, repo.ErrCorrupt, verr)
+			}
+		}
 		if err == nil {
 			return data, true, nil
 		}
@@ -160,95 +174,4 @@ func moveFile(from, to string) error {
 		return err
 	}
 	return os.Remove(from)
-}
-
-// waitInflight waits, up to max, while a prefetcher is fetching name.
-func (s *Spool) waitInflight(name string, max time.Duration) {
-	inflight := filepath.Join(s.getDir(), ".inflight-"+name)
-	deadline := time.Now().Add(max)
-	for time.Now().Before(deadline) {
-		fi, err := os.Stat(inflight)
-		if err != nil || time.Since(fi.ModTime()) > max {
-			return // not in flight, or left behind by a prefetcher that died
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// pruneGet removes prefetched files PostgreSQL has moved past.
-func (s *Spool) pruneGet(current string) {
-	entries, _ := os.ReadDir(s.getDir())
-	for _, e := range entries {
-		if e.Name() < current && !strings.HasPrefix(e.Name(), ".") {
-			os.Remove(filepath.Join(s.getDir(), e.Name()))
-		}
-	}
-}
-
-// PrefetcherRunning reports whether a prefetcher holds the spool's lock, so a
-// caller need not start another one only to see it exit.
-func (s *Spool) PrefetcherRunning() bool {
-	lock, err := os.OpenFile(filepath.Join(s.getDir(), ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return false
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return true
-	}
-	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	return false
-}
-
-// Prefetch fetches up to count segments following after into the spool, in
-// parallel, skipping those already there. One prefetcher runs per spool at a
-// time (an flock); a second returns at once.
-func Prefetch(ctx context.Context, repos []*repo.Repo, after string, segSize uint64, count int, o GetOptions) error {
-	if o.Spool == nil || count <= 0 {
-		return nil
-	}
-	lock, err := os.OpenFile(filepath.Join(o.Spool.getDir(), ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return nil // another prefetcher is at work
-	}
-	names, err := wal.NextSegments(after, segSize, count)
-	if err != nil {
-		return err
-	}
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, name := range names {
-		p := filepath.Join(o.Spool.getDir(), name)
-		if _, err := os.Stat(p); err == nil {
-			continue
-		}
-		// Announce the fetch, so an archive-get asking for this file waits
-		// for it instead of fetching it a second time.
-		inflight := filepath.Join(o.Spool.getDir(), ".inflight-"+name)
-		mark, err := os.OpenFile(inflight, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			continue
-		}
-		mark.Close()
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			defer os.Remove(inflight)
-			data, found, err := fetch(ctx, repos, o.Cluster, name)
-			if err != nil || !found {
-				return // archive-get will report it when PostgreSQL asks
-			}
-			if err := writeAtomic(p, data, false); err != nil && o.Log != nil {
-				o.Log.Debug("prefetch", "file", name, "error", err)
-			}
-		}()
-	}
-	wg.Wait()
-	return nil
 }

@@ -19,7 +19,7 @@ const benchSegSize = 16 << 20
 
 // fakeSegment builds a 16 MiB segment with a valid long page header and
 // WAL-like content (half compressible), so Push's validation accepts it.
-func fakeSegment(b *testing.B, segNo uint64, sysid uint64) (string, []byte) {
+func fakeSegment(b testing.TB, segNo uint64, sysid uint64) (string, []byte) {
 	data := make([]byte, benchSegSize)
 	for off := 0; off < len(data); off += 8192 {
 		binary.LittleEndian.PutUint16(data[off:], 0xD110) // PostgreSQL 15 page magic
