@@ -382,6 +382,8 @@ func syncDir(dir string) error {
 
 // openFile is a file being written by several workers.
 type openFile struct {
+	// f is nil for a file of one chunk until the worker writing that chunk
+	// creates it.
 	f       *os.File
 	entry   *repo.File
 	pending atomic.Int32
@@ -447,6 +449,11 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 				if int64(len(data)) != want {
 					return fmt.Errorf("%s: chunk %d is %d bytes, expected %d", j.of.entry.Path, j.idx, len(data), want)
 				}
+				if j.of.f == nil {
+					if j.of.f, err = createFile(w.local(j.of.entry.Path), j.of.entry); err != nil {
+						return err
+					}
+				}
 				off := int64(j.idx) * chunkSize
 				if _, err := j.of.f.WriteAt(data, off); err != nil {
 					return fmt.Errorf("writing %s: %w", j.of.entry.Path, err)
@@ -482,27 +489,36 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 			if len(e.Chunks) != want {
 				return fmt.Errorf("%s: the manifest lists %d chunks for %d bytes", e.Path, len(e.Chunks), e.Size)
 			}
-			p := w.local(e.Path)
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, e.Mode.Perm()|0o600)
-			if err != nil {
-				return fmt.Errorf("creating %s: %w", p, err)
+			of := &openFile{entry: e}
+			of.pending.Store(int32(want))
+			// A file of one chunk (most files of a database with many tables)
+			// is created by the worker that writes it: creating a file costs
+			// the file system more than writing a small one, and done here it
+			// would run on one core, one file after the other.
+			if want == 1 {
+				select {
+				case jobs <- job{of: of, fi: i}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				continue
 			}
-			of := &openFile{f: f, entry: e}
+			f, err := createFile(w.local(e.Path), e)
+			if err != nil {
+				return err
+			}
+			of.f = f
 			if want == 0 {
 				if err := w.finish(of); err != nil {
 					return err
 				}
 				continue
 			}
-			// Sized up front when the chunks may land out of order; a file of
-			// one chunk gets its size from that write.
-			if want > 1 {
-				if err := f.Truncate(e.Size); err != nil {
-					f.Close()
-					return fmt.Errorf("sizing %s: %w", p, err)
-				}
+			// Sized up front: the chunks may land out of order.
+			if err := f.Truncate(e.Size); err != nil {
+				f.Close()
+				return fmt.Errorf("sizing %s: %w", f.Name(), err)
 			}
-			of.pending.Store(int32(want))
 			for idx := range want {
 				select {
 				case jobs <- job{of: of, fi: i, idx: idx}:
@@ -518,6 +534,15 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 		return nil
 	})
 	return g.Wait()
+}
+
+// createFile creates a file of the restore; it must not exist.
+func createFile(p string, e *repo.File) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, e.Mode.Perm()|0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", p, err)
+	}
+	return f, nil
 }
 
 // finish closes a completely written file and gives it its metadata. It is
