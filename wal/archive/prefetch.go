@@ -163,13 +163,16 @@ func Prefetch(ctx context.Context, repos []*repo.Repo, after string, segSize uin
 	inflight := map[string]bool{}
 	missing := "" // the first segment no repository has: the end of the archive, for now
 	lastWant, lastMove := after, time.Now()
+	// The window is looked at again only when something changed: recovery
+	// moved on or a fetch ended. In between, a poll reads one small file.
+	rescan, idle := true, false
 	for {
 		want := o.Spool.want()
 		if want == "" || want < lastWant {
 			want = lastWant // a history file or an older timeline: keep the window
 		}
 		if want != lastWant {
-			lastWant, lastMove = want, time.Now()
+			lastWant, lastMove, rescan = want, time.Now(), true
 			if missing != "" && missing <= want {
 				missing = "" // PostgreSQL got past it: archived since, or served by another path
 			}
@@ -178,7 +181,11 @@ func Prefetch(ctx context.Context, repos []*repo.Repo, after string, segSize uin
 		if err != nil {
 			return err
 		}
-		idle := true
+		if !rescan {
+			names = nil
+		} else {
+			rescan, idle = false, true
+		}
 		for _, name := range names {
 			if len(inflight) >= prefetchWorkers() {
 				idle = false
@@ -223,6 +230,7 @@ func Prefetch(ctx context.Context, repos []*repo.Repo, after string, segSize uin
 		select {
 		case r := <-done:
 			delete(inflight, r.name)
+			rescan = true
 			if !r.found && (missing == "" || r.name < missing) {
 				missing = r.name
 			}
