@@ -22,6 +22,11 @@ type ChunkBuffers struct {
 	obj, scratch, plain []byte
 }
 
+// UsePlain makes GetChunk decode into buf's array: every codec decodes in
+// place when the buffer has room for a chunk, so the caller controls where the
+// plaintext lives (a restore writing with O_DIRECT needs it page-aligned).
+func (b *ChunkBuffers) UsePlain(buf []byte) { b.plain = buf[:0] }
+
 // Sealed returns the object SealChunk last built in b.
 func (b *ChunkBuffers) Sealed() []byte { return b.obj }
 
@@ -96,3 +101,4 @@ func (r *Repo) GetChunk(ctx context.Context, id Hash, b *ChunkBuffers) ([]byte, 
 	}
 	return b.plain, nil
 }
+

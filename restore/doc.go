@@ -3,12 +3,14 @@
 // tablespace symlinks, and the recovery settings that make PostgreSQL replay WAL
 // and promote.
 //
-// How it runs: one goroutine walks the manifest, creates directories and
-// files, and hands (file, chunk) jobs to N workers over a bounded channel;
-// each worker reads a chunk, has the repository verify it (GCM tag, content
-// hash, and that the object is the chunk its name says), and writes it at its
-// offset with pwrite. A file is fsynced and closed by whichever worker writes
-// its last chunk, so open files stay bounded by the jobs in flight.
+// How it runs: one goroutine walks the manifest, creates directories and the
+// files of several chunks, and hands (file, chunk) jobs to N workers over a
+// bounded channel; each worker reads a chunk, has the repository verify it (GCM
+// tag, zstd checksum or content hash, and that the object is the chunk its name
+// says), creates the file if it is a one-chunk file, and writes the chunk at its
+// offset with pwrite (O_DIRECT for large files, direct.go). A file is closed by
+// whichever worker writes its last chunk, so open files stay bounded by the jobs
+// in flight; one syncfs per file system makes them all durable at the end.
 //
 // Invariants:
 //   - Restore never destroys: the data directory and every tablespace directory

@@ -146,6 +146,7 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
 	}
 
 	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir, alts: alts, umask: currentUmask()}
+	w.direct.Store(true)
 	if err := w.run(ctx); err != nil {
 		w.undo()
 		return nil, fmt.Errorf("restore of backup %s: %w", m.ID, err)
@@ -195,6 +196,8 @@ type writer struct {
 	// umask is the process's file mode creation mask, which decides whether
 	// a created file needs a chmod.
 	umask os.FileMode
+	// direct is cleared when the file system refuses O_DIRECT (direct.go).
+	direct atomic.Bool
 }
 
 // currentUmask reads the umask (setting it is the only way, so it is set
@@ -384,7 +387,9 @@ func syncDir(dir string) error {
 type openFile struct {
 	// f is nil for a file of one chunk until the worker writing that chunk
 	// creates it.
-	f       *os.File
+	f *os.File
+	// direct is set when f was switched to O_DIRECT (direct.go).
+	direct  bool
 	entry   *repo.File
 	pending atomic.Int32
 }
@@ -440,6 +445,8 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 	for range w.o.Jobs {
 		g.Go(func() error {
 			var bufs repo.ChunkBuffers
+			bufs.UsePlain(pageAligned(w.m.ChunkSize))
+			var spare []byte
 			for j := range jobs {
 				data, err := w.chunk(gctx, j, &bufs)
 				if err != nil {
@@ -455,14 +462,14 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 					}
 				}
 				off := int64(j.idx) * chunkSize
-				if _, err := j.of.f.WriteAt(data, off); err != nil {
+				if err := w.writeChunk(j.of, data, off, &spare); err != nil {
 					return fmt.Errorf("writing %s: %w", j.of.entry.Path, err)
 				}
-				// Start writeback of whole chunks now without waiting for it, so
-				// the disk works while the CPUs decode the next ones; the syncfs
-				// at the end then finds little left to do. Small files are left
-				// to it: one more system call each is not worth it.
-				if int64(len(data)) == chunkSize {
+				// Start writeback of whole buffered chunks now without waiting
+				// for it, so the disk works while the CPUs decode the next ones;
+				// the syncfs at the end then finds little left to do. Small files
+				// are left to it: one more system call each is not worth it.
+				if int64(len(data)) == chunkSize && !j.of.direct {
 					_ = unix.SyncFileRange(int(j.of.f.Fd()), off, int64(len(data)), unix.SYNC_FILE_RANGE_WRITE)
 				}
 				n := w.written.Add(int64(len(data)))
@@ -518,6 +525,11 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 			if err := f.Truncate(e.Size); err != nil {
 				f.Close()
 				return fmt.Errorf("sizing %s: %w", f.Name(), err)
+			}
+			if w.direct.Load() && e.Size%pageSize == 0 && chunkSize%pageSize == 0 {
+				if of.direct = setDirect(f, true); !of.direct {
+					w.direct.Store(false) // the file system does not do O_DIRECT
+				}
 			}
 			for idx := range want {
 				select {
