@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/pgward/pgward/compress"
 )
@@ -65,10 +66,25 @@ func (r *Repo) SealChunk(id Hash, plain []byte, codec compress.Codec, b *ChunkBu
 	return b.obj, nil
 }
 
+// deferringStorage is a Storage that can leave making a new name durable to a
+// later SyncDeferred (repo/local: one directory fsync per fan-out directory per
+// backup instead of one per chunk). Chunks are stored that way, and
+// PutManifest syncs before it commits, so what a manifest names is durable
+// before the manifest exists.
+type deferringStorage interface {
+	PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error
+	SyncDeferred(ctx context.Context) error
+}
+
 // StoreChunk writes a sealed chunk object (create-only). It returns the bytes
 // written, zero when the chunk was already there.
 func (r *Repo) StoreChunk(ctx context.Context, id Hash, obj []byte) (int64, error) {
-	err := r.st.Put(ctx, chunkName(id), bytes.NewReader(obj), int64(len(obj)))
+	var err error
+	if d, ok := r.st.(deferringStorage); ok {
+		err = d.PutDeferred(ctx, chunkName(id), bytes.NewReader(obj), int64(len(obj)))
+	} else {
+		err = r.st.Put(ctx, chunkName(id), bytes.NewReader(obj), int64(len(obj)))
+	}
 	if errors.Is(err, ErrExists) {
 		return 0, nil
 	}
@@ -101,4 +117,3 @@ func (r *Repo) GetChunk(ctx context.Context, id Hash, b *ChunkBuffers) ([]byte, 
 	}
 	return b.plain, nil
 }
-

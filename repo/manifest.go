@@ -87,6 +87,11 @@ func ValidClusterName(name string) error {
 // PutManifest commits a backup: after it returns, the backup is listed. The
 // caller must have stored every chunk the manifest names first.
 func (r *Repo) PutManifest(ctx context.Context, m *Manifest) error {
+	if d, ok := r.st.(deferringStorage); ok {
+		if err := d.SyncDeferred(ctx); err != nil {
+			return fmt.Errorf("committing backup %s: %w", m.ID, err)
+		}
+	}
 	m.Format = ManifestFormat
 	if _, err := r.putJSON(ctx, manifestPrefix(m.Cluster)+m.ID, m); err != nil {
 		return fmt.Errorf("writing manifest of backup %s to %s: %w", m.ID, r.st, err)

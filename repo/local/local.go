@@ -12,6 +12,13 @@
 //     writers racing for one name cannot overwrite each other and exactly one wins. The temp
 //     name is removed and the directory fsynced before Put returns, so the new entry survives
 //     a power loss. Every directory Put relies on has had its parent fsynced by this process.
+//   - PutDeferred is Put without the directory fsync: the bytes are durable when it returns,
+//     the new name only after the next SyncDeferred, which fsyncs every directory that gained
+//     a deferred entry since the last one. The repository stores chunks this way and calls
+//     SyncDeferred before it writes the manifest that names them (one fsync per fan-out
+//     directory per backup instead of one per chunk). A crash in between can lose names, never
+//     expose a name whose bytes are not durable, and a Put or PutDeferred that finds the name
+//     taken fsyncs the directory before it reports ErrExists, as Put does.
 //   - Temp files are invisible: names with a segment starting with ".tmp-" cannot be Put and
 //     are skipped by List, so a temp file left by a crash is garbage, never an object.
 //   - Only regular files are objects. Directories and anything else (sockets, FIFOs) are
@@ -38,6 +45,7 @@ import (
 	"time"
 
 	"github.com/pgward/pgward/repo"
+	"golang.org/x/sync/errgroup"
 )
 
 // tempPrefix starts the names of files being written. Object names may not use it, so List
@@ -55,6 +63,10 @@ type Storage struct {
 	// dirs caches the relative directories (slash-separated) that are known to exist and whose
 	// entries in their parents have been fsynced, so steady-state Puts make no mkdir calls.
 	dirs sync.Map
+	// unsynced holds the directories that gained entries through PutDeferred since the last
+	// SyncDeferred.
+	mu       sync.Mutex
+	unsynced map[string]struct{}
 }
 
 var _ repo.Storage = (*Storage)(nil)
@@ -153,6 +165,41 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b
 
 // Put implements repo.Storage.
 func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	return s.put(ctx, name, r, size, false)
+}
+
+// PutDeferred is Put, except that the new name is durable only after the next SyncDeferred.
+func (s *Storage) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
+	return s.put(ctx, name, r, size, true)
+}
+
+// SyncDeferred makes the names PutDeferred created durable: it fsyncs each directory that
+// gained one, a few at a time.
+func (s *Storage) SyncDeferred(ctx context.Context) error {
+	s.mu.Lock()
+	dirs := s.unsynced
+	s.unsynced = nil
+	s.mu.Unlock()
+	g, _ := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for d := range dirs {
+		g.Go(func() error { return syncDir(d) })
+	}
+	if err := g.Wait(); err != nil {
+		s.mu.Lock()
+		if s.unsynced == nil {
+			s.unsynced = map[string]struct{}{}
+		}
+		for d := range dirs {
+			s.unsynced[d] = struct{}{}
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("making new objects durable in %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+func (s *Storage) put(ctx context.Context, name string, r io.Reader, size int64, deferSync bool) error {
 	if err := checkName(name); err != nil {
 		return fmt.Errorf("put: %w", err)
 	}
@@ -201,6 +248,15 @@ func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64)
 	// The object is complete under its final name. A temp name we fail to remove is harmless
 	// garbage that List never shows, so it does not fail the Put.
 	_ = os.Remove(tmpName)
+	if deferSync {
+		s.mu.Lock()
+		if s.unsynced == nil {
+			s.unsynced = map[string]struct{}{}
+		}
+		s.unsynced[dir] = struct{}{}
+		s.mu.Unlock()
+		return nil
+	}
 	if err := syncDir(dir); err != nil {
 		// Not removed: a concurrent Put of the same name may already have returned ErrExists
 		// and its caller relies on this object.

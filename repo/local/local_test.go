@@ -503,3 +503,42 @@ func BenchmarkList(b *testing.B) {
 		}
 	})
 }
+
+// PutDeferred objects are complete and readable at once, create-only like Put, and
+// SyncDeferred fsyncs each directory that gained one exactly once.
+func TestPutDeferred(t *testing.T) {
+	ctx := context.Background()
+	s, err := Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"chunks/aa/1", "chunks/aa/2", "chunks/bb/3"}
+	for _, n := range names {
+		if err := s.PutDeferred(ctx, n, strings.NewReader(n), int64(len(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.unsynced) != 2 {
+		t.Fatalf("directories awaiting fsync: %v", s.unsynced)
+	}
+	for _, n := range names {
+		rc, err := s.Get(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != n {
+			t.Fatalf("%s: read %q", n, b)
+		}
+	}
+	if err := s.PutDeferred(ctx, names[0], strings.NewReader("other"), 5); !errors.Is(err, repo.ErrExists) {
+		t.Fatalf("PutDeferred over an existing name: %v", err)
+	}
+	if err := s.SyncDeferred(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.unsynced) != 0 {
+		t.Fatalf("still awaiting fsync after SyncDeferred: %v", s.unsynced)
+	}
+}
