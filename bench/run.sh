@@ -31,7 +31,7 @@ SEGMENTS=${BENCH_SEGMENTS:-$([ "$SCALE" -lt 100 ] && echo 16 || echo 64)}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 if [ -z "${BENCH_PITR_MIB:-}" ]; then
   BENCH_PITR_MIB=$((SCALE * 1024 / 100))
-  [ "$BENCH_PITR_MIB" -lt 256 ] && BENCH_PITR_MIB=256
+  [ "$BENCH_PITR_MIB" -lt 128 ] && BENCH_PITR_MIB=128
   [ "$BENCH_PITR_MIB" -gt 1024 ] && BENCH_PITR_MIB=1024
 fi
 PITR_MIB=$BENCH_PITR_MIB

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/pgward/pgward/wal"
 	"github.com/pgward/pgward/wal/archive"
 	"github.com/spf13/cobra"
 )
@@ -112,6 +113,13 @@ segments into the spool, so that the following calls return at once.`,
 				segSize, _ := cmd.Flags().GetUint64("segment-size")
 				return archive.Prefetch(ctx, repos, from, segSize, prefetch, o)
 			}
+			// Recovery will ask for the following segments next: a prefetcher
+			// started now fetches them while this call fetches its own.
+			early := false
+			if n, err := wal.ParseName(args[0]); err == nil && n.Kind == wal.Segment && o.Spool != nil && !o.Spool.PrefetcherRunning() {
+				startPrefetch(args[0], 0)
+				early = true
+			}
 			f, found, err := archive.Get(ctx, repos, args[0], args[1], o)
 			if err != nil {
 				return err
@@ -119,7 +127,7 @@ segments into the spool, so that the following calls return at once.`,
 			if !found {
 				return &exitError{code: 1}
 			}
-			if o.Spool != nil && f.SegSize > 0 && !o.Spool.PrefetcherRunning() {
+			if o.Spool != nil && f.SegSize > 0 && !early && !o.Spool.PrefetcherRunning() {
 				startPrefetch(args[0], f.SegSize)
 			}
 			return nil

@@ -133,7 +133,8 @@ func prefetchWorkers() int {
 }
 
 // Prefetch keeps up to count segments after the one archive-get was last asked
-// for (initially after) in the spool, fetching them in order, a few at a time,
+// for (initially after) in the spool (segSize 0: the size the repository
+// records for the cluster), fetching them in order, a few at a time,
 // until the archive has no next segment or nobody has asked for one for
 // prefetchIdle. One prefetcher runs per spool at a time (an flock); a second
 // returns at once.
@@ -143,6 +144,19 @@ func Prefetch(ctx context.Context, repos []*repo.Repo, after string, segSize uin
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if segSize == 0 {
+		// Started before the first segment was fetched: the repository
+		// knows the cluster's segment size.
+		for _, r := range repos {
+			if id, err := r.Identity(ctx, o.Cluster); err == nil && wal.ValidSegSize(id.WALSegSize) {
+				segSize = id.WALSegSize
+				break
+			}
+		}
+		if segSize == 0 {
+			return nil // unknown yet: a later archive-get starts another prefetcher
+		}
 	}
 	if _, err := wal.NextSegments(after, segSize, 1); err != nil {
 		return err

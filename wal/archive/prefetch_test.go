@@ -112,7 +112,7 @@ func TestPrefetchFollowsRecovery(t *testing.T) {
 		t.Fatalf("first get: %+v", f)
 	}
 	done := make(chan error, 1)
-	go func() { done <- Prefetch(ctx, repos, names[0], f.SegSize, 3, o) }()
+	go func() { done <- Prefetch(ctx, repos, names[0], 0, 3, o) }() // 0: the size the repository records
 	waitFor(3)
 	if _, err := os.Stat(filepath.Join(spool.getDir(), names[4])); err == nil {
 		t.Fatal("prefetched beyond the window")
