@@ -6,7 +6,7 @@
 #
 #   BENCH_SCALE   pgbench scale (default 100, about 1.5 GB; the whole data set is ~1.4x that)
 #   BENCH_REPS    runs per measurement, the median is reported (default 3)
-#   BENCH_SEGMENTS  WAL segments for the archive-push/get rows (default 64; 16 below scale 100)
+#   BENCH_SEGMENTS  WAL segments for the archive-push/get rows (default 64; 32 below scale 100)
 #   BENCH_PITR_MIB  WAL replayed by the PITR row (default 1024 at scale >= 100, less below)
 #   BENCH_DIR     parent of the work directory (default /tmp); everything is removed at the end
 #   BENCH_KEEP=1  keep the work directory
@@ -27,7 +27,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCALE=${BENCH_SCALE:-100}
 REPS=${BENCH_REPS:-3}
-SEGMENTS=${BENCH_SEGMENTS:-$([ "$SCALE" -lt 100 ] && echo 16 || echo 64)}
+SEGMENTS=${BENCH_SEGMENTS:-$([ "$SCALE" -lt 100 ] && echo 32 || echo 64)}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 if [ -z "${BENCH_PITR_MIB:-}" ]; then
   BENCH_PITR_MIB=$((SCALE * 1024 / 100))
