@@ -43,7 +43,10 @@ const prefetchPoll = 2 * time.Millisecond
 func (s *Spool) wantPath() string { return filepath.Join(s.getDir(), ".want") }
 
 // setWant records the segment archive-get was asked for, for the prefetcher.
-func (s *Spool) setWant(name string) { _ = writeAtomic(s.wantPath(), []byte(name), false) }
+// It is rewritten in place rather than renamed into place, which would cost a
+// new file per call: a prefetcher that reads it half-written gets no valid
+// name and keeps its window until the next poll.
+func (s *Spool) setWant(name string) { _ = os.WriteFile(s.wantPath(), []byte(name), 0o600) }
 
 // want returns the segment archive-get was last asked for, or "".
 func (s *Spool) want() string {
