@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pgward/pgward/compress"
@@ -172,4 +174,61 @@ func TestLocks(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	l2.Unlock(ctx)
+}
+
+// recordingStorage is local storage that logs the calls the commit order is
+// made of.
+type recordingStorage struct {
+	*local.Storage
+	calls []string
+}
+
+func (s *recordingStorage) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	s.calls = append(s.calls, "put "+name)
+	return s.Storage.Put(ctx, name, r, size)
+}
+
+func (s *recordingStorage) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
+	s.calls = append(s.calls, "deferred "+name)
+	return s.Storage.PutDeferred(ctx, name, r, size)
+}
+
+func (s *recordingStorage) SyncDeferred(ctx context.Context) error {
+	s.calls = append(s.calls, "sync")
+	return s.Storage.SyncDeferred(ctx)
+}
+
+// Commit last: chunks stored with deferred directory fsyncs are made durable
+// before the manifest naming them is written.
+func TestManifestAfterDeferredChunksAreSynced(t *testing.T) {
+	ctx := context.Background()
+	st, err := local.Create(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := &recordingStorage{Storage: st}
+	r, err := repo.Init(ctx, rs, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, _ := compress.Parse("zstd:3")
+	data := []byte("a page of a table")
+	id := r.ContentHash(data)
+	var bufs repo.ChunkBuffers
+	rs.calls = nil
+	if _, err := r.PutChunk(ctx, id, data, codec, &bufs); err != nil {
+		t.Fatal(err)
+	}
+	m := &repo.Manifest{ID: "20261126T000000Z", Cluster: "main", ChunkSize: repo.DefaultChunkSize,
+		Files: []repo.File{{Path: "base/1/1", Type: repo.TypeFile, Mode: 0o600, Size: int64(len(data)), Chunks: []repo.Hash{id}}}}
+	if err := r.PutManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.calls) != 3 || !strings.HasPrefix(rs.calls[0], "deferred chunks/") || rs.calls[1] != "sync" || !strings.HasPrefix(rs.calls[2], "put clusters/main/backups/") {
+		t.Fatalf("calls: %q; want the chunk deferred, then sync, then the manifest", rs.calls)
+	}
+	got, err := r.GetChunk(ctx, id, &bufs)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("chunk read back: %q, %v", got, err)
+	}
 }

@@ -79,7 +79,7 @@ func (w *writer) writeChunk(of *openFile, data []byte, off int64, spare *[]byte)
 		data = append((*spare)[:0], data...)
 	}
 	_, err := of.f.WriteAt(data, off)
-	if errors.Is(err, unix.EINVAL) && len(data)%pageSize == 0 {
+	if errors.Is(err, unix.EINVAL) {
 		w.direct.Store(false)
 		setDirect(of.f, false)
 		_, err = of.f.WriteAt(data, off)

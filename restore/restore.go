@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgward/pgward/internal/durable"
 	"github.com/pgward/pgward/repo"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -339,7 +340,7 @@ func (w *writer) run(ctx context.Context) error {
 	if err := syncFS(w.pgdata); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(w.local(pgControl)))
+	return durable.SyncDir(filepath.Dir(w.local(pgControl)))
 }
 
 func syncFS(dir string) error {
@@ -367,18 +368,6 @@ func tablespaceLink(p string) (uint32, bool) {
 func safePath(p string) error {
 	if p == "" || strings.HasPrefix(p, "/") || filepath.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") {
 		return fmt.Errorf("the manifest holds an unsafe path %q", p)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgward/pgward/internal/durable"
 	"github.com/pgward/pgward/repo"
 	"golang.org/x/sync/errgroup"
 )
@@ -115,7 +116,7 @@ func Create(dir string) (*Storage, error) {
 		return nil, fmt.Errorf("create repository directory %s: %w", abs, err)
 	}
 	for _, d := range missing {
-		if err := syncDir(filepath.Dir(d)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(d)); err != nil {
 			return nil, fmt.Errorf("create repository directory %s: %w", abs, err)
 		}
 	}
@@ -183,20 +184,25 @@ func (s *Storage) SyncDeferred(ctx context.Context) error {
 	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for d := range dirs {
-		g.Go(func() error { return syncDir(d) })
+		g.Go(func() error { return durable.SyncDir(d) })
 	}
 	if err := g.Wait(); err != nil {
-		s.mu.Lock()
-		if s.unsynced == nil {
-			s.unsynced = map[string]struct{}{}
-		}
 		for d := range dirs {
-			s.unsynced[d] = struct{}{}
+			s.markUnsynced(d)
 		}
-		s.mu.Unlock()
 		return fmt.Errorf("making new objects durable in %s: %w", s.dir, err)
 	}
 	return nil
+}
+
+// markUnsynced records that dir gained an entry the next SyncDeferred must make durable.
+func (s *Storage) markUnsynced(dir string) {
+	s.mu.Lock()
+	if s.unsynced == nil {
+		s.unsynced = map[string]struct{}{}
+	}
+	s.unsynced[dir] = struct{}{}
+	s.mu.Unlock()
 }
 
 func (s *Storage) put(ctx context.Context, name string, r io.Reader, size int64, deferSync bool) error {
@@ -249,15 +255,10 @@ func (s *Storage) put(ctx context.Context, name string, r io.Reader, size int64,
 	// garbage that List never shows, so it does not fail the Put.
 	_ = os.Remove(tmpName)
 	if deferSync {
-		s.mu.Lock()
-		if s.unsynced == nil {
-			s.unsynced = map[string]struct{}{}
-		}
-		s.unsynced[dir] = struct{}{}
-		s.mu.Unlock()
+		s.markUnsynced(dir)
 		return nil
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		// Not removed: a concurrent Put of the same name may already have returned ErrExists
 		// and its caller relies on this object.
 		return fmt.Errorf("put %s: object written but not known to be durable: %w", name, err)
@@ -297,7 +298,7 @@ func (s *Storage) existing(name, final, dir string) error {
 	}
 	// The winner of a race links first and fsyncs the directory after, so the entry we ran
 	// into may not be durable yet. ErrExists promises that it is: make it so.
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("put %s: object exists but its directory cannot be synced: %w", name, err)
 	}
 	return fmt.Errorf("put %s: %w", name, repo.ErrExists)
@@ -371,7 +372,7 @@ func (s *Storage) ensureDir(rel string) error {
 			return fmt.Errorf("create directory: %s exists and is not a directory", full)
 		}
 	}
-	if err := syncDir(s.path(parent)); err != nil {
+	if err := durable.SyncDir(s.path(parent)); err != nil {
 		return fmt.Errorf("create directory %s: %w", full, err)
 	}
 	s.dirs.Store(rel, struct{}{})
@@ -387,22 +388,6 @@ func (s *Storage) forgetDirs(rel string) {
 		}
 		return true
 	})
-}
-
-// syncDir fsyncs a directory, making the creation, linking and removal of its entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // isMissing reports errors meaning "no such object": the name is absent, or one of its
@@ -508,7 +493,7 @@ func (s *Storage) Delete(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return nil

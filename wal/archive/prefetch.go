@@ -194,13 +194,11 @@ func Prefetch(ctx context.Context, repos []*repo.Repo, after string, segSize uin
 				missing = "" // PostgreSQL got past it: archived since, or served by another path
 			}
 		}
-		names, err := wal.NextSegments(want, segSize, count)
-		if err != nil {
-			return err
-		}
-		if !rescan {
-			names = nil
-		} else {
+		var names []string
+		if rescan {
+			if names, err = wal.NextSegments(want, segSize, count); err != nil {
+				return err
+			}
 			rescan, idle = false, true
 		}
 		for _, name := range names {

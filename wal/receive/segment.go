@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgward/pgward/internal/durable"
 	"github.com/pgward/pgward/wal"
 	"github.com/pgward/pgward/wal/archive"
 )
@@ -91,22 +92,13 @@ func (r *Receiver) completeSegment() error {
 	if err := os.Rename(partial, full); err != nil {
 		return &fatalError{fmt.Errorf("wal-receive: %w", err)}
 	}
-	if err := syncDir(r.o.Dir); err != nil {
+	if err := durable.SyncDir(r.o.Dir); err != nil {
 		return &fatalError{err}
 	}
 	r.flushed = r.written
 	r.dirty = false
 	r.pushq <- full
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // flushAndReport fsyncs what was written and tells the server.

@@ -69,10 +69,19 @@ func cmdPushLoop(args []string) error {
 		return err
 	}
 	status := filepath.Join(o.dir, "pg_wal", "archive_status")
+	return timeEach(o, segs, "archiving", func(s string) string { return expand(tmpl, "pg_wal/"+s, s) }, func(s string) error {
+		return os.Rename(filepath.Join(status, s+".ready"), filepath.Join(status, s+".done"))
+	})
+}
+
+// timeEach runs the shell command cmdFor(segment) for each segment in turn,
+// then after(segment), and prints "SUM_OF_CALL_SECONDS MAX_RSS_KB" over the
+// calls alone.
+func timeEach(o runOpts, segs []string, verb string, cmdFor func(string) string, after func(string) error) error {
 	var total time.Duration
 	var maxRSS int64
 	for _, s := range segs {
-		c, lf, err := o.command([]string{"/bin/sh", "-c", expand(tmpl, "pg_wal/"+s, s)})
+		c, lf, err := o.command([]string{"/bin/sh", "-c", cmdFor(s)})
 		if err != nil {
 			return err
 		}
@@ -81,11 +90,11 @@ func cmdPushLoop(args []string) error {
 			lf.Close()
 		}
 		if err != nil {
-			return fmt.Errorf("archiving %s: %w", s, err)
+			return fmt.Errorf("%s %s: %w", verb, s, err)
 		}
 		total += m.wall
 		maxRSS = max(maxRSS, m.rssKB)
-		if err := os.Rename(filepath.Join(status, s+".ready"), filepath.Join(status, s+".done")); err != nil {
+		if err := after(s); err != nil {
 			return err
 		}
 	}
@@ -138,22 +147,7 @@ func cmdGetLoop(args []string) error {
 		return err
 	}
 	dest := filepath.Join(o.dir, "pg_wal", "RECOVERYXLOG")
-	var total time.Duration
-	var maxRSS int64
-	for _, s := range segs {
-		c, lf, err := o.command([]string{"/bin/sh", "-c", expand(tmpl, "pg_wal/RECOVERYXLOG", s)})
-		if err != nil {
-			return err
-		}
-		m, err := runMeasured(c, 0)
-		if lf != nil {
-			lf.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("fetching %s: %w", s, err)
-		}
-		total += m.wall
-		maxRSS = max(maxRSS, m.rssKB)
+	return timeEach(o, segs, "fetching", func(s string) string { return expand(tmpl, "pg_wal/RECOVERYXLOG", s) }, func(s string) error {
 		if _, err := os.Stat(dest); err != nil {
 			return fmt.Errorf("fetching %s: the command succeeded but wrote nothing: %w", s, err)
 		}
@@ -166,10 +160,6 @@ func cmdGetLoop(args []string) error {
 				return fmt.Errorf("fetching %s: the fetched file differs from the archived one", s)
 			}
 		}
-		if err := os.Remove(dest); err != nil {
-			return err
-		}
-	}
-	fmt.Printf("%.3f %d\n", total.Seconds(), maxRSS)
-	return nil
+		return os.Remove(dest)
+	})
 }
