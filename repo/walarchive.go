@@ -226,3 +226,85 @@ func (r *Repo) GetWALPartial(ctx context.Context, cluster, segment string) ([]by
 	}
 	return plain, end, nil
 }
+
+// WAL summaries (docs/repository-format.md, "WAL summaries"): what the records of
+// one archived segment say about recovery, stored beside it by whoever archived it
+//
+//	clusters/<cluster>/wal-summary/<TTTTTTTTLLLLLLLL>/<segment>
+//
+// as a sealed JSON object, so that finding the last commit in the archive costs
+// one small read instead of reading and decoding segments. A summary is derived
+// data: a missing one (a segment archived by an older pgward, or a crash between
+// the two writes) is recomputed from the segment by the reader.
+
+// WALSummary is the content of a summary object.
+type WALSummary struct {
+	// End is the end LSN of the last complete valid record beginning in the
+	// segment (0: none).
+	End uint64 `json:"end"`
+	// LastRecord is the start LSN of that record.
+	LastRecord uint64 `json:"last_record"`
+	// Xacts counts commit and abort records beginning in the segment.
+	Xacts int `json:"xacts"`
+	// LastXactTime is the latest commit or abort time among them, LastXactEnd
+	// the end LSN of the last such record.
+	LastXactTime time.Time `json:"last_xact_time,omitzero"`
+	LastXactEnd  uint64    `json:"last_xact_end,omitempty"`
+}
+
+func walSummaryObject(cluster, segment string) string {
+	return "clusters/" + cluster + "/wal-summary/" + segment[:16] + "/" + segment
+}
+
+// PutWALSummary stores the summary of an archived segment. An existing summary
+// is kept: it was computed from the same bytes (the segment is never replaced).
+func (r *Repo) PutWALSummary(ctx context.Context, cluster, segment string, s WALSummary) error {
+	if _, err := r.putJSON(ctx, walSummaryObject(cluster, segment), s); err != nil && !errors.Is(err, ErrExists) {
+		return fmt.Errorf("storing the summary of %s in %s: %w", segment, r.st, err)
+	}
+	return nil
+}
+
+// GetWALSummary reads the summary of an archived segment; a missing one gives an
+// error wrapping ErrNotFound.
+func (r *Repo) GetWALSummary(ctx context.Context, cluster, segment string) (WALSummary, error) {
+	var s WALSummary
+	err := r.getJSON(ctx, walSummaryObject(cluster, segment), &s)
+	return s, err
+}
+
+// ListWALPartials calls fn, in segment order, with every segment that has a
+// streamed partial and the end LSN of its newest one.
+func (r *Repo) ListWALPartials(ctx context.Context, cluster string, fn func(segment string, end uint64) error) error {
+	prefix := "clusters/" + cluster + "/wal-partial/"
+	var seg string
+	var end uint64
+	flush := func() error {
+		if seg == "" {
+			return nil
+		}
+		return fn(seg, end)
+	}
+	err := r.st.List(ctx, prefix, func(name string, _ int64) error {
+		s, e, ok := strings.Cut(strings.TrimPrefix(name, prefix), "/")
+		var lsn uint64
+		if !ok || len(e) != 16 {
+			return nil // not a partial (a stray temp file of a crashed writer)
+		}
+		if _, err := fmt.Sscanf(e, "%016X", &lsn); err != nil {
+			return nil
+		}
+		if s != seg {
+			if err := flush(); err != nil {
+				return err
+			}
+			seg, end = s, 0
+		}
+		end = max(end, lsn)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("listing partial segments of %s in %s: %w", cluster, r.st, err)
+	}
+	return flush()
+}

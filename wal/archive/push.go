@@ -18,6 +18,7 @@ import (
 	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/wal"
+	"github.com/pgward/pgward/wal/inventory"
 )
 
 // PushOptions configure archive-push.
@@ -120,13 +121,37 @@ func PushData(ctx context.Context, repos []*repo.Repo, name string, data []byte,
 	if err := validate(ctx, repos, o.Cluster, n, data); err != nil {
 		return err
 	}
+	// The summary is computed while the segment is stored (reading its
+	// records costs a few ms of one core) and written after it: a summary
+	// never describes a segment that is not durable.
+	var sum repo.WALSummary
+	var sumErr error
+	summed := make(chan struct{})
+	go func() {
+		defer close(summed)
+		if n.Kind == wal.Segment {
+			sum, sumErr = inventory.Summarize(data)
+		}
+	}()
 	for _, r := range repos {
 		stored, err := r.PutWAL(ctx, o.Cluster, name, data, o.Codec)
 		if err != nil {
+			<-summed
 			return err
 		}
 		if o.Log != nil {
 			o.Log.Debug("archived", "file", name, "repo", r.String(), "new", stored)
+		}
+	}
+	<-summed
+	if n.Kind != wal.Segment || sumErr != nil {
+		return nil // validate accepted the header, so ScanSegment does not fail
+	}
+	for _, r := range repos {
+		// Derived data: readers recompute a missing summary from the segment,
+		// so failing to store one does not fail the archiving.
+		if err := r.PutWALSummary(ctx, o.Cluster, name, sum); err != nil && o.Log != nil {
+			o.Log.Warn("WAL summary not stored", "file", name, "error", err)
 		}
 	}
 	return nil
