@@ -39,6 +39,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/restore"
 )
 
 // CheckOptions configures Check.
@@ -123,7 +124,20 @@ func Check(ctx context.Context, repos []*repo.Repo, o CheckOptions) (*CheckResul
 	if err := s.roundTrip(ctx); err != nil {
 		return nil, err
 	}
+	s.checkContinuity(ctx)
 	return s.res, nil
+}
+
+// checkContinuity warns when a restore of the newest backup to the latest point
+// would stop at a gap in the archive: archiving works now, but WAL was lost
+// earlier (a segment deleted, a period of failed archiving that was skipped).
+func (s *checkSession) checkContinuity(ctx context.Context) {
+	for _, r := range s.repos {
+		_, err := restore.Prepare(ctx, []*repo.Repo{r}, restore.Request{Cluster: s.o.Cluster})
+		if err != nil && !errors.Is(err, repo.ErrNoBackup) {
+			s.warn(fmt.Sprintf("%s: %v", r, err))
+		}
+	}
 }
 
 type checkSession struct {

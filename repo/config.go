@@ -41,6 +41,25 @@ type Config struct {
 	// PlainKey is the master key in hex (unencrypted repositories: it only keys the
 	// content hash, it protects nothing).
 	PlainKey string `json:"plain_key,omitempty"`
+	// KeyCheck is a check value of the stored key (Key or PlainKey): the first 8
+	// bytes of SHA-256 over it, in hex. The config is plain JSON that people open
+	// in editors; an edited key would otherwise surface as a wrong passphrase or
+	// as every chunk failing its hash. Absent in repositories made before it.
+	KeyCheck string `json:"key_check,omitempty"`
+}
+
+// keyCheck computes Config.KeyCheck.
+func (c *Config) keyCheck() (string, error) {
+	material := []byte(c.PlainKey)
+	if c.Key != nil {
+		b, err := json.Marshal(c.Key)
+		if err != nil {
+			return "", err
+		}
+		material = b
+	}
+	sum := sha256.Sum256(material)
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 // InitOptions control a new repository.
@@ -74,7 +93,7 @@ func Init(ctx context.Context, st Storage, o InitOptions) (*Repo, error) {
 		o.ChunkSize = DefaultChunkSize
 	}
 	if o.ChunkSize < 64<<10 || o.ChunkSize > 64<<20 {
-		return nil, fmt.Errorf("init %s: chunk size %d is outside 64 KiB..64 MiB", st, o.ChunkSize)
+		return nil, fmt.Errorf("init %s: chunk size %d KiB is outside 64 to 65536 KiB", st, o.ChunkSize>>10)
 	}
 	var idb [16]byte
 	if _, err := rand.Read(idb[:]); err != nil {
@@ -105,6 +124,9 @@ func Init(ctx context.Context, st Storage, o InitOptions) (*Repo, error) {
 		cfg.Key = &w
 	} else {
 		cfg.PlainKey = hex.EncodeToString(master)
+	}
+	if cfg.KeyCheck, err = cfg.keyCheck(); err != nil {
+		return nil, err
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -144,6 +166,11 @@ func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*
 	}
 	if cfg.ChunkSize < 64<<10 || cfg.ChunkSize > 64<<20 {
 		return nil, fmt.Errorf("opening repository %s: config has an invalid chunk size %d: %w", st, cfg.ChunkSize, ErrCorrupt)
+	}
+	if cfg.KeyCheck != "" {
+		if want, err := cfg.keyCheck(); err != nil || want != cfg.KeyCheck {
+			return nil, fmt.Errorf("opening repository %s: the key in its config does not match the config's key_check, so the config was edited or damaged: %w; put back the original config (every repository of a set has its own)", st, ErrCorrupt)
+		}
 	}
 	var master []byte
 	switch cfg.Encryption {

@@ -39,6 +39,9 @@ type Options struct {
 	Recovery []Setting
 	Log      *slog.Logger
 	Progress func(written int64)
+	// BeforeWrite, when set, runs after every check of the targets and before
+	// the first write; its error refuses the restore with nothing written.
+	BeforeWrite func(context.Context) error
 }
 
 // Setting is one postgresql.conf parameter.
@@ -146,6 +149,11 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
 		}
 	}
 
+	if o.BeforeWrite != nil {
+		if err := o.BeforeWrite(ctx); err != nil {
+			return nil, err
+		}
+	}
 	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir, alts: alts, umask: currentUmask()}
 	w.direct.Store(true)
 	if err := w.run(ctx); err != nil {

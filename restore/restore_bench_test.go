@@ -1,4 +1,4 @@
-package restore
+package restore_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/pgward/pgward/engine"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/local"
+	"github.com/pgward/pgward/restore"
 	"github.com/pgward/pgward/test/pgtest"
 )
 
@@ -47,7 +48,7 @@ func BenchmarkRestore(b *testing.B) {
 				var written int64
 				for i := 0; b.Loop(); i++ {
 					target := filepath.Join(work, fmt.Sprintf("restored-%d", i))
-					res, err := Run(ctx, []*repo.Repo{r}, Options{Cluster: "main", PGData: target, Jobs: jobs, UID: -1, GID: -1})
+					res, err := restore.Run(ctx, []*repo.Repo{r}, restore.Options{Cluster: "main", PGData: target, Jobs: jobs, UID: -1, GID: -1})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,122 +128,6 @@ func ParseTargetTime(s string, loc *time.Location) (at time.Time, hasZone bool, 
 	return time.Time{}, false, fmt.Errorf("--target-time %q is not a timestamp PostgreSQL understands; write it like \"2026-10-01 12:30:00+00\" (a zone offset or name is optional)", s)
 }
 
-// Window is what a cluster's repository can restore to.
-type Window struct {
-	// From is the earliest backup's consistency point.
-	FromTime time.Time
-	FromLSN  string
-	// To is the end of the archived WAL (or of the latest backup when no WAL
-	// is archived after it).
-	ToTime time.Time
-	ToLSN  string
-	// LastWAL is the newest archived segment ("" when none).
-	LastWAL     string
-	LastWALTime time.Time
-	Backups     []*repo.Manifest
-}
-
-func (w *Window) String() string {
-	return fmt.Sprintf("%s (%s) to %s (%s)", w.FromTime.UTC().Format("2006-01-02 15:04:05Z"), w.FromLSN, w.ToTime.UTC().Format("2006-01-02 15:04:05Z"), w.ToLSN)
-}
-
-// RecoveryWindow reads the cluster's backups and WAL archive.
-func RecoveryWindow(ctx context.Context, r *repo.Repo, cluster string) (*Window, error) {
-	ids, err := r.BackupIDs(ctx, cluster)
-	if err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("%w: cluster %q has no backups in %s; run 'pgward backup' first", repo.ErrNoBackup, cluster, r)
-	}
-	w := &Window{}
-	for _, id := range ids {
-		m, err := r.Manifest(ctx, cluster, id)
-		if err != nil {
-			return nil, err
-		}
-		w.Backups = append(w.Backups, m)
-	}
-	first, last := w.Backups[0], w.Backups[len(w.Backups)-1]
-	w.FromTime, w.FromLSN = first.StopTime, first.StopLSN
-	w.ToTime, w.ToLSN = last.StopTime, last.StopLSN
-	var segSize uint64
-	if id, err := r.Identity(ctx, cluster); err == nil {
-		segSize = id.WALSegSize
-	}
-	err = r.ListWAL(ctx, cluster, func(name string, _ int64) error {
-		if n, err := wal.ParseName(name); err == nil && n.Kind == wal.Segment && name > w.LastWAL {
-			w.LastWAL = name
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if w.LastWAL != "" && segSize != 0 {
-		n, _ := wal.ParseName(w.LastWAL)
-		end := n.StartLSN(segSize) + segSize
-		lastStop, _ := wal.ParseLSN(last.StopLSN)
-		if end > lastStop {
-			w.ToLSN = wal.FormatLSN(end)
-			if t, err := r.WALTime(ctx, cluster, w.LastWAL); err == nil && !t.IsZero() {
-				w.LastWALTime = t
-				if t.After(w.ToTime) {
-					w.ToTime = t
-				}
-			}
-		}
-	}
-	return w, nil
-}
-
-// ChooseBackup picks the newest backup that can reach the target: one that is
-// consistent (stopped) before it. Without a target (or for xid and name
-// targets, which cannot be placed in time) it is the newest backup.
-func ChooseBackup(w *Window, t *Target) (*repo.Manifest, error) {
-	var pick *repo.Manifest
-	switch {
-	case t.Time != "":
-		for _, m := range w.Backups {
-			if !m.StopTime.After(t.at) {
-				pick = m
-			}
-		}
-		if pick == nil {
-			return nil, fmt.Errorf("--target-time %s is before the earliest backup reached consistency; the recoverable window is %s", t.at.UTC().Format(time.RFC3339), w)
-		}
-	case t.LSN != "":
-		target, _ := wal.ParseLSN(t.LSN)
-		for _, m := range w.Backups {
-			if stop, _ := wal.ParseLSN(m.StopLSN); stop <= target {
-				pick = m
-			}
-		}
-		if pick == nil {
-			return nil, fmt.Errorf("--target-lsn %s is before the earliest backup reached consistency; the recoverable window is %s", t.LSN, w)
-		}
-	default:
-		pick = w.Backups[len(w.Backups)-1]
-	}
-	return pick, nil
-}
-
-// CheckReachable refuses time and LSN targets past the end of the archive.
-func CheckReachable(w *Window, t *Target) error {
-	switch {
-	case t.Time != "":
-		if t.at.After(w.ToTime) {
-			return fmt.Errorf("--target-time %s is after the last archived WAL; the recoverable window is %s", t.at.UTC().Format(time.RFC3339), w)
-		}
-	case t.LSN != "":
-		target, _ := wal.ParseLSN(t.LSN)
-		if end, _ := wal.ParseLSN(w.ToLSN); target > end {
-			return fmt.Errorf("--target-lsn %s is after the last archived WAL; the recoverable window is %s", t.LSN, w)
-		}
-	}
-	return nil
-}
-
 // Resolve parses a time target in the zone the restored server will use (its
 // timezone setting, read from the backup's configuration), so that pgward and
 // PostgreSQL read the same instant. It returns the zone used.
@@ -319,8 +204,8 @@ func ReadFile(ctx context.Context, r *repo.Repo, m *repo.Manifest, path string) 
 }
 
 // RecoverySettings are the postgresql.conf lines that make the restored
-// server recover to the target.
-func (t *Target) RecoverySettings(restoreCommand string) []Setting {
+// server recover to the target along timeline tli.
+func (t *Target) RecoverySettings(restoreCommand string, tli uint32) []Setting {
 	s := []Setting{{"restore_command", restoreCommand}}
 	switch {
 	case t.Time != "":
@@ -344,10 +229,5 @@ func (t *Target) RecoverySettings(restoreCommand string) []Setting {
 		}
 		s = append(s, Setting{"recovery_target_action", action})
 	}
-	tl := t.Timeline
-	if tl == "" {
-		tl = "latest"
-	}
-	s = append(s, Setting{"recovery_target_timeline", tl})
-	return s
+	return append(s, Setting{"recovery_target_timeline", strconv.FormatUint(uint64(tli), 10)})
 }

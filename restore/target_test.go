@@ -58,8 +58,8 @@ func TestTargetValidate(t *testing.T) {
 			t.Errorf("%+v: %v", tg, err)
 		}
 	}
-	s := (&Target{XID: "7", Exclusive: true}).RecoverySettings("cmd %f %p")
-	want := map[string]string{"restore_command": "cmd %f %p", "recovery_target_xid": "7", "recovery_target_inclusive": "off", "recovery_target_action": "promote", "recovery_target_timeline": "latest"}
+	s := (&Target{XID: "7", Exclusive: true}).RecoverySettings("cmd %f %p", 3)
+	want := map[string]string{"restore_command": "cmd %f %p", "recovery_target_xid": "7", "recovery_target_inclusive": "off", "recovery_target_action": "promote", "recovery_target_timeline": "3"}
 	if len(s) != len(want) {
 		t.Fatalf("settings %v", s)
 	}

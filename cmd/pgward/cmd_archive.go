@@ -86,8 +86,11 @@ func newArchiveGetCmd() *cobra.Command {
 		Short: "Fetch a WAL file from the archive (PostgreSQL's restore_command)",
 		Long: `Fetch the WAL file NAME from the first repository that has a good copy,
 verify it, and write it to DEST atomically. Exit 1, quietly, when no
-repository has it (PostgreSQL probes for files that do not exist); any other
-failure is an error.
+repository has it (PostgreSQL probes for files that do not exist). Every other
+failure (a corrupt copy in every repository that has it, a repository that
+cannot be read or decrypted, a wrong passphrase, a bad option) exits 200, so
+that PostgreSQL stops recovery with the error in its log instead of ending it
+early: it reads any status up to 125 as "not archived".
 
   restore_command = 'pgward archive-get --config /etc/pgward/pgward.toml --cluster main %f %p'
 
@@ -125,7 +128,7 @@ segments into the spool, so that the following calls return at once.`,
 				return err
 			}
 			if !found {
-				return &exitError{code: 1}
+				return &exitError{code: exitNotArchived}
 			}
 			if o.Spool != nil && f.SegSize > 0 && !early && !o.Spool.PrefetcherRunning() {
 				startPrefetch(args[0], f.SegSize)

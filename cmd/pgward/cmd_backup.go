@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/pgward/pgward/engine"
@@ -33,12 +34,18 @@ REPLICATION attribute.`,
 				return err
 			}
 			conn, _ := f.GetString("conn")
-			jobs, _ := f.GetInt("jobs")
+			jobs, err := jobsFlag(cmd)
+			if err != nil {
+				return err
+			}
 			checkpoint, _ := f.GetString("checkpoint")
 			if checkpoint != "fast" && checkpoint != "spread" {
 				return fmt.Errorf("--checkpoint %q: use fast or spread", checkpoint)
 			}
 			maxRate, _ := f.GetInt("max-rate")
+			if maxRate < 0 || (maxRate > 0 && maxRate < 32) {
+				return fmt.Errorf("--max-rate %d kB/s: give 0 (unlimited) or at least 32 kB/s, PostgreSQL's minimum", maxRate)
+			}
 			label, _ := f.GetString("label")
 			repos, err := openRepos(ctx, cmd)
 			if err != nil {
@@ -67,7 +74,7 @@ REPLICATION attribute.`,
 	f := cmd.Flags()
 	f.String("conn", "", "libpq connection string or URI of the server to back up")
 	f.String("compress", "zstd:3", "compression: zstd, zstd:N (1-19), lz4 or none")
-	f.Int("jobs", 0, "parallel chunk workers (default: number of CPUs)")
+	f.Int("jobs", runtime.NumCPU(), "parallel chunk workers")
 	f.String("checkpoint", "spread", "checkpoint at backup start: fast (immediate I/O burst) or spread (waits for checkpoint_completion_target)")
 	f.Int("max-rate", 0, "limit the server's send rate in kB/s (0: unlimited)")
 	f.String("label", "", "backup label (default: pgward <ID>)")

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/pgward/pgward/repo"
 	"github.com/spf13/cobra"
@@ -24,6 +30,9 @@ key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
 			}
 			encrypt, _ := cmd.Flags().GetBool("encrypt")
 			chunk, _ := cmd.Flags().GetInt("chunk-size-kib")
+			if chunk < 64 || chunk > 65536 {
+				return fmt.Errorf("--chunk-size-kib %d is outside 64 to 65536 (KiB)", chunk)
+			}
 			o := repo.InitOptions{ChunkSize: chunk << 10}
 			if encrypt {
 				src := passphraseSource(cmd)
@@ -46,16 +55,41 @@ key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
 					}
 				}
 			}
+			// All or nothing: a failure at the second repository removes what
+			// the first one got, so a rerun does not find "already exists".
+			var done []repo.Storage
+			var madeDirs []string
+			undo := func() {
+				for _, st := range done {
+					_ = st.Delete(context.WithoutCancel(cmd.Context()), "config")
+				}
+				for _, d := range madeDirs {
+					_ = os.RemoveAll(d)
+				}
+			}
+			var lines []string
 			for _, s := range specs {
+				if !strings.Contains(s, "://") {
+					if _, err := os.Stat(s); errors.Is(err, fs.ErrNotExist) {
+						abs, _ := filepath.Abs(s)
+						madeDirs = append(madeDirs, abs)
+					}
+				}
 				st, err := storageFor(s, true)
 				if err != nil {
+					undo()
 					return err
 				}
 				r, err := repo.Init(cmd.Context(), st, o)
 				if err != nil {
+					undo()
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "created repository %s (format %d, encryption %s, chunk size %d KiB)\n", r, repo.FormatVersion, r.Config().Encryption, r.Config().ChunkSize>>10)
+				done = append(done, st)
+				lines = append(lines, fmt.Sprintf("created repository %s (format %d, encryption %s, chunk size %d KiB)", r, repo.FormatVersion, r.Config().Encryption, r.Config().ChunkSize>>10))
+			}
+			for _, l := range lines {
+				fmt.Fprintln(cmd.OutOrStdout(), l)
 			}
 			return nil
 		},

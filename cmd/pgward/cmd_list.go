@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -29,14 +30,26 @@ type backupJSON struct {
 	Label            string    `json:"label"`
 }
 
+// listJSON is the stable shape of 'list --json'.
+type listJSON struct {
+	Backups  []backupJSON      `json:"backups"`
+	Clusters []*restore.Report `json:"clusters"`
+}
+
 func newListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the backups in the repositories",
+		Short: "List the backups, timelines and recoverable windows in the repositories",
 		Long: `List the committed backups of every cluster in each repository (or only
---cluster when given explicitly). --json prints a JSON array with the keys id,
-cluster, repo, start_time, stop_time, start_lsn, stop_lsn, timeline, pg_version,
-system_identifier, db_bytes, stored_bytes, compress and label.`,
+--cluster when given explicitly), the timelines of the WAL archive with the
+segments missing in them, and the windows recovery can reach: from a backup's
+consistency point to the last transaction archived, or to the first gap. A
+backup whose manifest cannot be read is listed as damaged.
+
+--json prints an object: "backups" (keys id, cluster, repo, start_time,
+stop_time, start_lsn, stop_lsn, timeline, pg_version, system_identifier,
+db_bytes, stored_bytes, compress, label) and "clusters" (per repository and
+cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -45,8 +58,7 @@ system_identifier, db_bytes, stored_bytes, compress and label.`,
 				return err
 			}
 			asJSON, _ := cmd.Flags().GetBool("json")
-			out := []backupJSON{}
-			var windows []string
+			out := listJSON{Backups: []backupJSON{}, Clusters: []*restore.Report{}}
 			for _, r := range repos {
 				clusters := []string{}
 				if cmd.Flags().Changed("cluster") {
@@ -59,22 +71,18 @@ system_identifier, db_bytes, stored_bytes, compress and label.`,
 					return err
 				}
 				for _, c := range clusters {
-					ids, err := r.BackupIDs(ctx, c)
+					cat, err := restore.LoadCatalog(ctx, []*repo.Repo{r}, c)
 					if err != nil {
-						return err
+						return fmt.Errorf("listing cluster %s in %s: %w", c, r, err)
 					}
-					for _, id := range ids {
-						m, err := r.Manifest(ctx, c, id)
-						if err != nil {
-							return err
-						}
-						out = append(out, toJSON(r, m))
+					for _, m := range cat.Backups {
+						out.Backups = append(out.Backups, toJSON(r, m))
 					}
-					if len(ids) > 0 && !asJSON {
-						if w, err := restore.RecoveryWindow(ctx, r, c); err == nil {
-							windows = append(windows, windowLine(r.String(), c, w))
-						}
+					rep, err := cat.Report(ctx, r.String())
+					if err != nil {
+						return fmt.Errorf("listing cluster %s in %s: %w", c, r, err)
 					}
+					out.Clusters = append(out.Clusters, rep)
 				}
 			}
 			w := cmd.OutOrStdout()
@@ -83,43 +91,98 @@ system_identifier, db_bytes, stored_bytes, compress and label.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
-			if len(out) == 0 {
-				fmt.Fprintln(w, "no backups")
-				return nil
-			}
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "REPO\tCLUSTER\tID\tSTART\tSTOP\tSTART LSN\tSTOP LSN\tTLI\tPG\tSIZE\tSTORED")
-			for _, b := range out {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.Repo, b.Cluster, b.ID,
-					b.StartTime.Local().Format("2006-01-02 15:04:05"), b.StopTime.Local().Format("2006-01-02 15:04:05"),
-					b.StartLSN, b.StopLSN, b.Timeline, b.PGVersion, humanBytes(b.DBBytes), humanBytes(b.StoredBytes))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, l := range windows {
-				fmt.Fprintln(w, l)
-			}
-			return nil
+			return printList(w, out)
 		},
 	}
-	cmd.Flags().Bool("json", false, "print a JSON array")
+	cmd.Flags().Bool("json", false, "print a JSON object")
 	return cmd
 }
 
-// windowLine describes what a cluster can be restored to.
-func windowLine(repoName, cluster string, w *restore.Window) string {
-	s := fmt.Sprintf("\n%s %s: recoverable from %s (%s) to %s (%s)", repoName, cluster,
-		w.FromTime.Local().Format("2006-01-02 15:04:05"), w.FromLSN, w.ToTime.Local().Format("2006-01-02 15:04:05"), w.ToLSN)
-	if w.LastWAL == "" {
-		return s + "; no WAL archived: only the backups' consistency points can be restored"
+// printList writes the text form of list.
+func printList(w io.Writer, out listJSON) error {
+	damaged := 0
+	for _, c := range out.Clusters {
+		damaged += len(c.Damaged)
 	}
-	s += "; newest archived WAL " + w.LastWAL
-	if !w.LastWALTime.IsZero() {
-		s += fmt.Sprintf(", %s ago", time.Since(w.LastWALTime).Round(time.Second))
+	if len(out.Backups) == 0 && damaged == 0 {
+		fmt.Fprintln(w, "no backups")
 	}
-	return s
+	if len(out.Backups) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "REPO\tCLUSTER\tID\tSTART\tSTOP\tSTART LSN\tSTOP LSN\tTLI\tPG\tSIZE\tSTORED")
+		for _, b := range out.Backups {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.Repo, b.Cluster, b.ID,
+				b.StartTime.Local().Format("2006-01-02 15:04:05"), b.StopTime.Local().Format("2006-01-02 15:04:05"),
+				b.StartLSN, b.StopLSN, b.Timeline, b.PGVersion, humanBytes(b.DBBytes), humanBytes(b.StoredBytes))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, c := range out.Clusters {
+		lines := clusterLines(c)
+		if len(lines) > 0 {
+			fmt.Fprintln(w)
+		}
+		for _, l := range lines {
+			fmt.Fprintf(w, "%s %s: %s\n", c.Repo, c.Cluster, l)
+		}
+	}
+	return nil
 }
+
+// clusterLines describes a cluster's damaged backups, timelines and windows.
+func clusterLines(c *restore.Report) []string {
+	var lines []string
+	for _, d := range c.Damaged {
+		lines = append(lines, fmt.Sprintf("DAMAGED backup %s cannot be read and is skipped: %s", d.ID, d.Error))
+	}
+	for _, t := range c.Timelines {
+		l := fmt.Sprintf("timeline %d", t.Timeline)
+		if t.Parent != 0 {
+			l += fmt.Sprintf(" (forked from timeline %d at %s)", t.Parent, t.ForkLSN)
+		}
+		switch {
+		case t.Segments > 0:
+			l += fmt.Sprintf(": %d segments archived, %s to %s", t.Segments, t.FirstSegment, t.LastSegment)
+		default:
+			l += ": no segments archived"
+		}
+		if t.Partial != nil {
+			l += fmt.Sprintf("; streamed partial %s up to %s", t.Partial.Segment, t.Partial.EndLSN)
+		}
+		if t.HistoryError != "" {
+			l += "; its history file cannot be used: " + t.HistoryError
+		}
+		lines = append(lines, l)
+		for _, g := range t.Gaps {
+			lines = append(lines, fmt.Sprintf("timeline %d: GAP: %s missing", t.Timeline, gapText(g)))
+		}
+	}
+	for _, wn := range c.Windows {
+		l := fmt.Sprintf("timeline %d: recoverable from %s (%s, backup %s) to %s (%s)", wn.Timeline,
+			localTime(wn.FromTime), wn.FromLSN, wn.FromBackup, localTime(wn.ToTime), wn.ToLSN)
+		if wn.ToTime.After(wn.FromTime) {
+			l += fmt.Sprintf(", last transaction %s ago", time.Since(wn.ToTime).Round(time.Second))
+		} else {
+			l += "; no transaction archived after the backup"
+		}
+		if wn.Gap != nil {
+			l += fmt.Sprintf("; recovery stops there: %s missing, WAL resumes at %s", gapText(*wn.Gap), wn.ResumeSegment)
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+func gapText(g restore.GapReport) string {
+	if g.Count == 1 {
+		return g.First
+	}
+	return fmt.Sprintf("%s to %s (%d segments)", g.First, g.Last, g.Count)
+}
+
+func localTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") }
 
 func toJSON(r *repo.Repo, m *repo.Manifest) backupJSON {
 	return backupJSON{ID: m.ID, Cluster: m.Cluster, Repo: r.String(), StartTime: m.StartTime, StopTime: m.StopTime,

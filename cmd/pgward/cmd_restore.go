@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -20,7 +22,17 @@ func newRestoreCmd() *cobra.Command {
 		Long: `Restore a backup into --pgdata (which must be empty or absent), with its
 tablespaces (moved with --tablespace-map OID=DIR), and write recovery.signal and
 a restore_command that calls this pgward binary, so that 'pg_ctl start' replays
-WAL to consistency and promotes.
+WAL to the target (default: all archived WAL) and promotes.
+
+Before writing anything it checks that the archive reaches the target: a time or
+LSN after the last archived WAL, a gap in the archive before the target (or, with
+no target, before the newest WAL: --stop-at-gap accepts it), or a timeline that
+does not descend from the backup is refused. It then runs the restore_command once,
+as the server's user, to prove the server will be able to fetch WAL.
+
+The restored cluster gets archive_mode = off, so that it cannot archive its new
+timeline into the source's repository; --archive-mode preserve keeps the source's
+setting (a disaster recovery that becomes the new primary).
 
 Run as root, the restored files are given to the owner of the data directory's
 parent (or --owner).`,
@@ -37,10 +49,17 @@ parent (or --owner).`,
 				return fmt.Errorf("restore needs --pgdata DIR (the directory to restore into)")
 			}
 			backupID, _ := f.GetString("backup")
-			jobs, _ := f.GetInt("jobs")
+			jobs, err := jobsFlag(cmd)
+			if err != nil {
+				return err
+			}
 			tsMap, err := parseTablespaceMap(f.Lookup("tablespace-map").Value.(interface{ GetSlice() []string }).GetSlice())
 			if err != nil {
 				return err
+			}
+			archiveMode, _ := f.GetString("archive-mode")
+			if archiveMode != "off" && archiveMode != "preserve" {
+				return fmt.Errorf("--archive-mode %q: use off (the default: the restored copy does not archive) or preserve (keep the source's archive settings)", archiveMode)
 			}
 			uid, gid := -1, -1
 			if os.Geteuid() == 0 {
@@ -48,14 +67,6 @@ parent (or --owner).`,
 				if uid, gid, err = restoreOwner(pgdata, owner); err != nil {
 					return err
 				}
-			}
-			repos, err := openRepos(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			rc, err := restoreCommand(cmd)
-			if err != nil {
-				return err
 			}
 			target := restore.Target{}
 			target.Time, _ = f.GetString("target-time")
@@ -69,38 +80,36 @@ parent (or --owner).`,
 			if err := target.Validate(); err != nil {
 				return err
 			}
-			if target.Set() {
-				// Pick the backup that can reach the target, and refuse a target
-				// outside the recoverable window before writing anything.
-				w, err := restore.RecoveryWindow(ctx, repos[0], cluster)
-				if err != nil {
-					return err
-				}
-				chosen := w.Backups[len(w.Backups)-1]
-				if f.Changed("backup") && backupID != "latest" {
-					if chosen, err = repos[0].Manifest(ctx, cluster, backupID); err != nil {
-						return err
-					}
-				}
-				zone, err := target.Resolve(ctx, repos[0], chosen)
-				if err != nil {
-					return err
-				}
-				if zone != "" {
-					fmt.Fprintf(cmd.ErrOrStderr(), "--target-time has no time zone: using %s, the restored server's timezone setting\n", zone)
-				}
-				if !f.Changed("backup") || backupID == "latest" {
-					if chosen, err = restore.ChooseBackup(w, &target); err != nil {
-						return err
-					}
-				}
-				if err := restore.CheckReachable(w, &target); err != nil {
-					return err
-				}
-				backupID = chosen.ID
+			stopAtGap, _ := f.GetBool("stop-at-gap")
+			repos, err := openRepos(ctx, cmd)
+			if err != nil {
+				return err
 			}
-			o := restore.Options{Cluster: cluster, BackupID: backupID, PGData: pgdata, TablespaceMap: tsMap, Jobs: jobs, UID: uid, GID: gid,
-				Recovery: target.RecoverySettings(rc), Log: slog.Default()}
+			rc, err := restoreCommand(cmd)
+			if err != nil {
+				return err
+			}
+			// Everything that can refuse the restore runs before the first write.
+			plan, err := restore.Prepare(ctx, repos, restore.Request{Cluster: cluster, BackupID: backupID, Target: target, StopAtGap: stopAtGap})
+			if err != nil {
+				return err
+			}
+			for _, w := range plan.Warnings {
+				slog.Warn(w)
+			}
+			o := restore.Options{Cluster: cluster, BackupID: plan.Backup.ID, PGData: pgdata, TablespaceMap: tsMap, Jobs: jobs, UID: uid, GID: gid,
+				Recovery: plan.Settings(rc, target, archiveMode == "preserve"), Log: slog.Default()}
+			if skip, _ := f.GetBool("skip-restore-command-check"); !skip {
+				probe, archived := plan.Probe()
+				abs, _ := filepath.Abs(pgdata)
+				check := restore.CommandCheck{Command: rc, Probe: probe, Archived: archived, UID: uid, GID: gid, Dir: filepath.Dir(abs)}
+				o.BeforeWrite = func(ctx context.Context) error {
+					if err := check.Run(ctx); err != nil {
+						return fmt.Errorf("restore refused, nothing written: %w; give the server's user a passphrase file it can read (--passphrase-file) or a --passphrase-command, and read access to the repository, or --skip-restore-command-check when the server's own environment provides what is missing", err)
+					}
+					return nil
+				}
+			}
 			bar := newProgress("restore", 0)
 			o.Progress = bar.set
 			res, err := restore.Run(ctx, repos, o)
@@ -108,18 +117,27 @@ parent (or --owner).`,
 			if err != nil {
 				return err
 			}
-			if os.Getenv("PGWARD_PASSPHRASE") != "" && repos[0].Encrypted() {
-				slog.Warn("the restore_command gets the passphrase only from --passphrase-file, --passphrase-command or the config file; PGWARD_PASSPHRASE is not in the server's environment")
+			stderr := cmd.ErrOrStderr()
+			if plan.Zone != "" {
+				fmt.Fprintf(stderr, "--target-time has no time zone: it was read in %s, the restored server's timezone setting\n", plan.Zone)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "restored backup %s of cluster %s into %s: %s written in %s\nstart it with: pg_ctl -D %s start\n",
-				res.Manifest.ID, cluster, pgdata, humanBytes(res.Written), res.Duration.Round(1e7), pgdata)
+			for _, n := range plan.Notes {
+				fmt.Fprintln(stderr, "restore: "+n)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "restored backup %s of cluster %s into %s: %s written in %s\n",
+				res.Manifest.ID, cluster, pgdata, humanBytes(res.Written), res.Duration.Round(1e7))
+			if archiveMode == "off" {
+				fmt.Fprintf(out, "archiving is off in the restored cluster (archive_mode = off in postgresql.auto.conf), so it cannot write into this repository; to make it a primary that archives, remove that line (and give it its own --cluster) before starting it, or restore with --archive-mode preserve\n")
+			}
+			fmt.Fprintf(out, "start it with: pg_ctl -D %s start\n", pgdata)
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.String("pgdata", "", "directory to restore into (must be empty or absent)")
 	f.String("backup", "latest", "backup ID to restore, or latest")
-	f.Int("jobs", 0, "parallel chunk readers and writers (default: number of CPUs)")
+	f.Int("jobs", runtime.NumCPU(), "parallel chunk readers and writers")
 	f.StringSlice("tablespace-map", nil, "move a tablespace: OID=DIR (repeatable)")
 	f.String("target-time", "", "recover to this time (PostgreSQL timestamp syntax, zone optional)")
 	f.String("target-lsn", "", "recover to this WAL position (e.g. 0/3000060)")
@@ -128,7 +146,10 @@ parent (or --owner).`,
 	f.Bool("target-immediate", false, "stop as soon as the backup is consistent")
 	f.Bool("target-exclusive", false, "stop just before the target instead of just after it")
 	f.String("target-action", "", "after reaching the target: promote (default), pause or shutdown")
-	f.String("target-timeline", "latest", "timeline to recover along: latest, current or a number")
+	f.String("target-timeline", "latest", "timeline to recover along: latest (the newest that descends from the backup), current or a number")
+	f.Bool("stop-at-gap", false, "with a gap in the archive, recover up to the gap instead of refusing")
+	f.String("archive-mode", "off", "off: the restored cluster does not archive; preserve: keep the source's archive settings")
+	f.Bool("skip-restore-command-check", false, "do not try the restore_command before restoring (when only the server's environment can run it)")
 	f.String("owner", "", "when run as root, the user to own the restored files (default: owner of the --pgdata parent directory)")
 	return cmd
 }

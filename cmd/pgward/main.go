@@ -13,6 +13,16 @@ import (
 	"syscall"
 )
 
+// Exit statuses (README, "Exit statuses").
+const (
+	exitFailure = 2
+	// exitNotArchived is archive-get's quiet "no repository has this file".
+	exitNotArchived = 1
+	// exitWALFatal is every other archive-get failure: above 125, so that
+	// PostgreSQL stops recovery with an error instead of promoting early.
+	exitWALFatal = 200
+)
+
 // exitError carries a specific exit status (archive-get's quiet "not found" is 1).
 type exitError struct {
 	code int
@@ -39,15 +49,23 @@ func main() {
 		}
 	}
 	root := newRootCmd()
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return
 	}
-	code := 2
+	code := exitFailure
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
 		err = ee.err
+	}
+	if cmd != nil && cmd.Name() == "archive-get" && code != exitNotArchived {
+		// PostgreSQL reads any status up to 125 from restore_command as "not
+		// archived" and ends recovery there, promoting with the WAL after it
+		// lost. Every failure that is not a clean "no repository has it" (a bad
+		// flag, an unreadable repository or passphrase, a corrupt copy
+		// everywhere) must stop recovery instead.
+		code = exitWALFatal
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgward: "+err.Error())

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -184,13 +185,7 @@ func passphraseSource(cmd *cobra.Command) func() ([]byte, error) {
 		return func() ([]byte, error) { return []byte(v), nil }
 	}
 	if p, _ := cmd.Flags().GetString("passphrase-file"); p != "" {
-		return func() ([]byte, error) {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, fmt.Errorf("passphrase file: %w", err)
-			}
-			return []byte(strings.TrimRight(string(b), "\r\n")), nil
-		}
+		return func() ([]byte, error) { return readPassphraseFile(p) }
 	}
 	if c, _ := cmd.Flags().GetString("passphrase-command"); c != "" {
 		return func() ([]byte, error) {
@@ -204,4 +199,27 @@ func passphraseSource(cmd *cobra.Command) func() ([]byte, error) {
 		}
 	}
 	return nil
+}
+
+// readPassphraseFile reads a passphrase file, refusing one that group or others
+// may access: like ssh with a private key and libpq with .pgpass, a secret that
+// others can read is treated as a mistake, not used.
+func readPassphraseFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("passphrase file %s can be read by group or others (mode %04o); make it private with 'chmod 600 %s'", p, perm, p)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file %s: %w", p, err)
+	}
+	return []byte(strings.TrimRight(string(b), "\r\n")), nil
 }

@@ -125,6 +125,9 @@ func openRepos(ctx context.Context, cmd *cobra.Command) ([]*repo.Repo, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !r.Encrypted() && (cmd.Flags().Changed("passphrase-file") || cmd.Flags().Changed("passphrase-command")) {
+			slog.Warn("the repository is not encrypted: the passphrase option is ignored", "repo", r.String())
+		}
 		repos = append(repos, r)
 	}
 	return repos, nil

@@ -101,7 +101,7 @@ func TestArchivePushGet(t *testing.T) {
 	}
 	objectOf := func(name string) string {
 		var obj string
-		filepath.Walk(filepath.Join(repoDir, "clusters"), func(p string, fi os.FileInfo, err error) error {
+		filepath.Walk(filepath.Join(repoDir, "clusters", "main", "wal"), func(p string, fi os.FileInfo, err error) error {
 			if err == nil && filepath.Base(p) == name {
 				obj = p
 			}

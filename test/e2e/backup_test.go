@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -61,10 +60,7 @@ func testBackupRestore(t *testing.T, major int) {
 	}
 
 	// list --json has the stable keys.
-	var list []map[string]any
-	if err := json.Unmarshal([]byte(mustPgward(t, nil, "list", "--repo", repoDir, "--json").stdout), &list); err != nil {
-		t.Fatal(err)
-	}
+	list := listBackups(t, nil, "--repo", repoDir)
 	if len(list) != 1 || list[0]["id"] != id {
 		t.Fatalf("list: %v", list)
 	}
@@ -82,6 +78,7 @@ func testBackupRestore(t *testing.T, major int) {
 	tsNew := filepath.Join(work, "ts1-restored")
 	var oid string
 	src.QueryRow(t, "postgres", "SELECT oid::text FROM pg_tablespace WHERE spcname = 'ts1'", &oid)
+	readableByServer(t, "--repo", repoDir)
 	mustPgward(t, nil, "restore", "--repo", repoDir, "--pgdata", target, "--backup", id, "--tablespace-map", oid+"="+tsNew)
 	link, err := os.Readlink(filepath.Join(target, "pg_tblspc", oid))
 	if err != nil || link != tsNew {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +106,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		target := filepath.Join(work, "r-corrupt")
+		readableByServer(t, "--repo", bad)
 		failPgward(t, nil, []string{filepath.Base(victim), "corrupted object"}, "restore", "--repo", bad, "--pgdata", target, "--backup", id, "--tablespace-map", tsOID(t, src)+"="+filepath.Join(work, "ts-corrupt"), "--jobs", "1")
 		assertNotStartable(t, target)
 	})
@@ -115,6 +115,7 @@ func TestBadInput(t *testing.T) {
 		victim := largestChunk(t, bad)
 		os.Remove(victim)
 		target := filepath.Join(work, "r-missing")
+		readableByServer(t, "--repo", bad)
 		failPgward(t, nil, []string{filepath.Base(victim), "missing"}, "restore", "--repo", bad, "--pgdata", target, "--tablespace-map", tsOID(t, src)+"="+filepath.Join(work, "ts-missing"))
 		assertNotStartable(t, target)
 	})
@@ -129,16 +130,14 @@ func TestBadInput(t *testing.T) {
 		time.Sleep(3 * time.Second)
 		cmd.Process.Kill()
 		cmd.Wait()
-		var list []map[string]any
-		if err := json.Unmarshal([]byte(mustPgward(t, nil, "list", "--repo", repoDir, "--json").stdout), &list); err != nil {
-			t.Fatal(err)
-		}
+		list := listBackups(t, nil, "--repo", repoDir)
 		if len(list) != 1 {
 			t.Fatalf("killed backup is listed: %v", list)
 		}
 		r := mustPgward(t, nil, "backup", "--repo", repoDir, "--conn", conn, "--checkpoint", "fast")
 		newID := strings.SplitN(r.stdout, "\n", 2)[0]
 		target := filepath.Join(work, "r-after-kill")
+		readableByServer(t, "--repo", repoDir)
 		mustPgward(t, nil, "restore", "--repo", repoDir, "--pgdata", target, "--backup", newID, "--tablespace-map", tsOID(t, src)+"="+filepath.Join(work, "ts-after-kill"))
 		want := pgtest.Checksums(t, src)
 		dst := pgtest.StartDataDir(t, 15, target, nil, true)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,8 +37,7 @@ conn = "host=127.0.0.1 port=%d user=postgres"
 `, fileRepo, src.Port)), 0o644)
 
 	countIn := func(dir string) int {
-		var list []map[string]any
-		json.Unmarshal([]byte(mustPgward(t, nil, "list", "--repo", dir, "--json").stdout), &list)
+		list := listBackups(t, nil, "--repo", dir)
 		for _, b := range list {
 			if b["cluster"] != "prod" {
 				t.Errorf("cluster = %v, want prod (from the file)", b["cluster"])

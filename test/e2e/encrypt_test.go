@@ -70,6 +70,10 @@ func TestEncryption(t *testing.T) {
 
 	passFile := filepath.Join(work, "passphrase")
 	os.WriteFile(passFile, []byte("correct horse battery staple\n"), 0o644)
+	failPgward(t, nil, []string{"can be read by group or others", "chmod 600"}, "restore", "--repo", enc, "--pgdata", target, "--passphrase-file", passFile)
+	os.Chmod(passFile, 0o600)
+	pgtest.ChownToPostgres(t, passFile) // the restore_command reads it as the server's user
+	readableByServer(t, "--repo", enc)
 	mustPgward(t, nil, "restore", "--repo", enc, "--pgdata", target, "--passphrase-file", passFile)
 	auto, _ := os.ReadFile(filepath.Join(target, "postgresql.auto.conf"))
 	if strings.Contains(string(auto), "correct horse") || !strings.Contains(string(auto), "--passphrase-file") {
@@ -100,6 +104,7 @@ func TestCompression(t *testing.T) {
 		}
 	}
 	target := filepath.Join(work, "restored")
+	readableByServer(t, "--repo", filepath.Join(work, "lz4"))
 	mustPgward(t, nil, "restore", "--repo", filepath.Join(work, "lz4"), "--pgdata", target)
 	dst := pgtest.StartDataDir(t, 15, target, nil, true)
 	compareSums(t, want, pgtest.Checksums(t, dst))

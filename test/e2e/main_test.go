@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -201,4 +202,30 @@ func repoSize(t testing.TB, dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// listBackups runs 'list --json' with args and returns its "backups" array.
+func listBackups(t testing.TB, env []string, args ...string) []map[string]any {
+	t.Helper()
+	var out struct {
+		Backups []map[string]any `json:"backups"`
+	}
+	r := mustPgward(t, env, append([]string{"list", "--json"}, args...)...)
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, r.stdout)
+	}
+	return out.Backups
+}
+
+// readableByServer gives the local repositories named by --repo in args to the
+// postgres OS user. A restore proves, as that user, that the restored server's
+// restore_command can read the repository, as it must in production; the tests
+// that write repositories as root hand them over before restoring.
+func readableByServer(t testing.TB, args ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--repo" && !strings.Contains(args[i+1], "://") {
+			pgtest.ChownToPostgres(t, args[i+1])
+		}
+	}
 }

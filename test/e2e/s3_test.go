@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -131,6 +130,7 @@ func localChunks(t *testing.T, dir string) []string {
 func (f *s3Fixture) restoreStartCompare(t *testing.T, name string, want map[string]pgtest.TableSum, env []string, restoreArgs ...string) result {
 	t.Helper()
 	target := filepath.Join(f.work, name)
+	readableByServer(t, restoreArgs...)
 	r := mustPgward(t, env, argv([]string{"restore", "--pgdata", target, "--tablespace-map", f.tsOID + "=" + target + "-ts1"}, restoreArgs)...)
 	dst := pgtest.StartDataDir(t, s3Major, target, nil, true)
 	compareSums(t, want, pgtest.Checksums(t, dst))
@@ -174,10 +174,7 @@ func (f *s3Fixture) testTwoRepos(t *testing.T) {
 	if local := len(localChunks(t, localRepo)); chunks == 0 || chunks != local {
 		t.Errorf("bucket has %d chunk objects, the local repository %d", chunks, local)
 	}
-	var list []map[string]any
-	if err := json.Unmarshal([]byte(mustPgward(t, env, argv([]string{"list", "--json", "--repo", s3Repo}, flags)...).stdout), &list); err != nil {
-		t.Fatal(err)
-	}
+	list := listBackups(t, env, argv([]string{"--repo", s3Repo}, flags)...)
 	if len(list) != 1 || list[0]["id"] != id || list[0]["repo"] != s3Repo {
 		t.Fatalf("list of the S3 repository: %v", list)
 	}
@@ -371,18 +368,13 @@ func (f *s3Fixture) testServerDown(t *testing.T) {
 	}
 
 	proxy.SetDown(false)
-	var list []map[string]any
-	if err := json.Unmarshal([]byte(mustPgward(t, env, argv([]string{"list", "--json", "--repo", s3Repo}, flags)...).stdout), &list); err != nil {
-		t.Fatal(err)
-	}
+	list := listBackups(t, env, argv([]string{"--repo", s3Repo}, flags)...)
 	if len(list) != 0 {
 		t.Fatalf("list after the failed backup: %v", list)
 	}
 	// The failed backup's lock and chunks do not stand in the way.
 	mustPgward(t, env, argv([]string{"backup", "--repo", s3Repo, "--conn", f.src.ConnString("postgres"), "--checkpoint", "fast"}, flags)...)
-	if err := json.Unmarshal([]byte(mustPgward(t, env, argv([]string{"list", "--json", "--repo", s3Repo}, flags)...).stdout), &list); err != nil {
-		t.Fatal(err)
-	}
+	list = listBackups(t, env, argv([]string{"--repo", s3Repo}, flags)...)
 	if len(list) != 1 {
 		t.Fatalf("list after the second backup: %v", list)
 	}

@@ -120,6 +120,19 @@ func Start(t testing.TB, major int, opts Options) *Cluster {
 // is left alone: a restore must produce a directory PostgreSQL accepts.
 func StartDataDir(t testing.TB, major int, dataDir string, settings map[string]string, wantPromoted bool) *Cluster {
 	t.Helper()
+	return startDataDir(t, major, dataDir, settings, wantPromoted, false)
+}
+
+// StartRecovery starts a restored data directory like StartDataDir but expects
+// nothing: the server may fail to start, or stop during recovery. Tests of
+// recovery that must not end early use it with WaitExit and Log.
+func StartRecovery(t testing.TB, major int, dataDir string, settings map[string]string) *Cluster {
+	t.Helper()
+	return startDataDir(t, major, dataDir, settings, false, true)
+}
+
+func startDataDir(t testing.TB, major int, dataDir string, settings map[string]string, wantPromoted, mayFail bool) *Cluster {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
 	defer cancel()
 	bin := BinDir(t, major)
@@ -145,7 +158,7 @@ func StartDataDir(t testing.TB, major int, dataDir string, settings map[string]s
 		t.Fatalf("pgtest: %v", err)
 	}
 	c.registerCleanup(t)
-	if err := c.start(ctx, settings); err != nil {
+	if err := c.start(ctx, settings); err != nil && !mayFail {
 		t.Fatalf("pgtest: PostgreSQL %d on %s: %v", major, dataDir, err) // cleanup shows the log
 	}
 	if wantPromoted {
@@ -492,5 +505,48 @@ func (c *Cluster) Promote(t testing.TB) {
 	}
 	if err := c.waitPromoted(ctx); err != nil {
 		t.Fatalf("pgtest: promote: %v", err)
+	}
+}
+
+// WaitExit waits up to timeout for the server to exit by itself (a FATAL error
+// in recovery, for instance) and reports whether it did.
+func (c *Cluster) WaitExit(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if !c.postmasterAlive() {
+			c.mu.Lock()
+			c.running = false
+			c.mu.Unlock()
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+// Log returns the server log so far.
+func (c *Cluster) Log() string { return readFrom(c.LogFile, 0) }
+
+// Start starts a stopped cluster again with its settings, on a free port.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
+	defer cancel()
+	extra := maps.Clone(c.settings)
+	delete(extra, "port")
+	delete(extra, "unix_socket_directories")
+	delete(extra, "listen_addresses")
+	if err := c.start(ctx, extra); err != nil {
+		t.Fatalf("pgtest: start PostgreSQL %d on %s again: %v", c.Major, c.DataDir, err)
+	}
+}
+
+// WaitPromoted waits until the server has left recovery.
+func (c *Cluster) WaitPromoted(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
+	defer cancel()
+	if err := c.waitPromoted(ctx); err != nil {
+		t.Fatalf("pgtest: PostgreSQL %d on %s: %v", c.Major, c.DataDir, err)
 	}
 }

@@ -356,9 +356,10 @@ type Reach struct {
 	// record of a streamed partial, or From itself when nothing is archived past
 	// the backup.
 	From, End uint64
-	// EndSegment is the last segment recovery reads from the archive ("" when it
-	// reads none), and Partial tells that it is a streamed partial.
-	EndSegment string
+	// FirstSegment and EndSegment are the first and the last segment recovery
+	// reads from the archive ("" when it reads none), and Partial tells that the
+	// last one is a streamed partial.
+	FirstSegment, EndSegment string
 	Partial    bool
 	// Gap is the first run of missing segments after which the path has more
 	// WAL; nil when the archive simply ends at End.
@@ -392,10 +393,16 @@ func (inv *Inventory) Reach(tli uint32, stop uint64, target uint32) (Reach, erro
 		name := wal.SegmentName(tl, s, inv.SegSize)
 		if whole {
 			r.End, r.EndSegment = (s+1)*inv.SegSize, name
+			if r.FirstSegment == "" {
+				r.FirstSegment = name
+			}
 			continue
 		}
 		if partialEnd > r.End {
 			r.End, r.EndSegment, r.Partial = partialEnd, name, true
+			if r.FirstSegment == "" {
+				r.FirstSegment = name
+			}
 		}
 		if s < last {
 			r.Gap = inv.gapFrom(s, last, onSeg)
