@@ -360,7 +360,7 @@ type Reach struct {
 	// reads from the archive ("" when it reads none), and Partial tells that the
 	// last one is a streamed partial.
 	FirstSegment, EndSegment string
-	Partial    bool
+	Partial                  bool
 	// Gap is the first run of missing segments after which the path has more
 	// WAL; nil when the archive simply ends at End.
 	Gap *Gap
