@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,4 +220,56 @@ func assertNotStartable(t *testing.T, target string) {
 	if entries, err := os.ReadDir(target); err == nil && len(entries) > 0 {
 		t.Fatalf("failed restore left %d entries in %s", len(entries), target)
 	}
+}
+
+// TestSmallBadInputs: options that cannot mean anything are refused in one sentence
+// (in the option's own unit) and change nothing.
+func TestSmallBadInputs(t *testing.T) {
+	work := pgtest.TempDir(t)
+	repoDir := filepath.Join(work, "repo")
+	mustPgward(t, nil, "init", "--repo", repoDir)
+	before := dirTree(t, repoDir)
+	for _, jobs := range []string{"0", "-3"} {
+		failPgward(t, nil, []string{"--jobs " + jobs, "at least 1"}, "backup", "--repo", repoDir, "--conn", "host=127.0.0.1 port=1", "--jobs", jobs)
+		failPgward(t, nil, []string{"--jobs " + jobs, "at least 1"}, "restore", "--repo", repoDir, "--pgdata", filepath.Join(work, "r"), "--jobs", jobs)
+	}
+	failPgward(t, nil, []string{"--max-rate 10 kB/s", "32"}, "backup", "--repo", repoDir, "--conn", "host=127.0.0.1 port=1", "--max-rate", "10")
+	failPgward(t, nil, []string{"--chunk-size-kib 100000", "65536"}, "init", "--repo", filepath.Join(work, "big"), "--chunk-size-kib", "100000")
+	if before != dirTree(t, repoDir) {
+		t.Error("a refused command changed the repository")
+	}
+	if _, err := os.Stat(filepath.Join(work, "big")); !os.IsNotExist(err) {
+		t.Error("a refused init created its directory")
+	}
+
+	// All or nothing: the second location cannot be created, so the first one,
+	// created a moment before, is removed again.
+	blocker := filepath.Join(work, "file")
+	os.WriteFile(blocker, []byte("x"), 0o600)
+	first := filepath.Join(work, "first")
+	failPgward(t, nil, []string{"file"}, "init", "--repo", first, "--repo", filepath.Join(blocker, "repo"))
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Errorf("a failed init left %s behind", first)
+	}
+	mustPgward(t, nil, "init", "--repo", first)
+
+	// A passphrase file others can read is refused; on an unencrypted
+	// repository a passphrase option is a warning.
+	pass := filepath.Join(work, "pass")
+	os.WriteFile(pass, []byte("secret\n"), 0o640)
+	failPgward(t, nil, []string{"can be read by group or others", "chmod 600"}, "init", "--repo", filepath.Join(work, "enc"), "--encrypt", "--passphrase-file", pass)
+	os.Chmod(pass, 0o600)
+	if r := mustPgward(t, nil, "list", "--repo", repoDir, "--passphrase-file", pass); !strings.Contains(r.stderr, "not encrypted") {
+		t.Errorf("a passphrase for an unencrypted repository: no warning:\n%s", r)
+	}
+
+	// An edited key in the config is named as such, not as a corrupt chunk.
+	cfg, _ := os.ReadFile(filepath.Join(repoDir, "config"))
+	var m map[string]any
+	json.Unmarshal(cfg, &m)
+	key := m["plain_key"].(string)
+	edited := strings.Replace(string(cfg), key, strings.Repeat("0", len(key)), 1)
+	os.Chmod(filepath.Join(repoDir, "config"), 0o600)
+	os.WriteFile(filepath.Join(repoDir, "config"), []byte(edited), 0o600)
+	failPgward(t, nil, []string{"config was edited or damaged"}, "list", "--repo", repoDir)
 }

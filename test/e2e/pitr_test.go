@@ -35,6 +35,25 @@ func startArchiving(t *testing.T, major int) *archiving {
 	return a
 }
 
+const eventsTable = "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"
+
+// startEvents starts an archiving cluster with an empty events table and takes a
+// first backup of it.
+func startEvents(t *testing.T, major int) *archiving {
+	t.Helper()
+	a := startArchiving(t, major)
+	a.c.Exec(t, "postgres", eventsTable)
+	a.backup(t)
+	return a
+}
+
+// backup takes a backup (fast checkpoint) as the postgres OS user and returns its ID.
+func (a *archiving) backup(t *testing.T) string {
+	t.Helper()
+	out := pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", a.c.ConnString("postgres"), "--checkpoint", "fast").stdout
+	return strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+}
+
 // switchAndWait forces a segment switch and waits until the archiver has
 // archived it (pg_stat_archiver), so everything committed so far is in the
 // repository.
@@ -106,10 +125,8 @@ func TestPITR(t *testing.T) {
 }
 
 func testPITR(t *testing.T, major int) {
-	a := startArchiving(t, major)
+	a := startEvents(t, major)
 	c := a.c
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 
 	insertRows(t, c, 1, 5)
 	at := markTime(t, c)
@@ -171,10 +188,8 @@ func testPITR(t *testing.T, major int) {
 // there, back up on the new timeline, and restore to a point on it; a target
 // on timeline 1 stays reachable.
 func TestTimelines(t *testing.T) {
-	a := startArchiving(t, 15)
+	a := startEvents(t, 15)
 	c := a.c
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 	insertRows(t, c, 1, 5)
 	t1 := markTime(t, c)
 	insertRows(t, c, 6, 10)

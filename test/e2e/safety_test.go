@@ -83,10 +83,8 @@ func TestRecoveryStopsOnCorruptWAL(t *testing.T) {
 }
 
 func testRecoveryStopsOnCorruptWAL(t *testing.T, major int) {
-	a := startArchiving(t, major)
+	a := startEvents(t, major)
 	c := a.c
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 	segs := threeSegments(t, c)
 	c.Stop(t, "immediate")
 
@@ -141,7 +139,7 @@ func TestRecoveryStopsWithoutPassphrase(t *testing.T) {
 	settings := archiveSettings(repoDir, spool)
 	settings["archive_command"] = fmt.Sprintf("%s archive-push --repo %s --passphrase-file %s --spool-path %s %%p", pgwardBin, repoDir, pass, spool)
 	c := pgtest.Start(t, 15, pgtest.Options{Settings: settings})
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+	c.Exec(t, "postgres", eventsTable)
 	pgwardPG(t, nil, "backup", "--repo", repoDir, "--passphrase-file", pass, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 	threeSegments(t, c)
 	c.Stop(t, "immediate")
@@ -204,10 +202,8 @@ func listJSON(t *testing.T, env []string, args ...string) listJSONOut {
 // a latest-point restore refuse, naming it; a target before the gap restores
 // exactly, and --stop-at-gap recovers up to the gap.
 func TestArchiveGap(t *testing.T) {
-	a := startArchiving(t, 15)
+	a := startEvents(t, 15)
 	c := a.c
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 	insertRows(t, c, 1, 5)
 	at := markTime(t, c)
 	insertRows(t, c, 6, 10)
@@ -268,8 +264,8 @@ func TestRestoredCopyDoesNotArchive(t *testing.T) {
 		c.Exec(t, "postgres", fmt.Sprintf("ALTER SYSTEM SET %s = '%s'", k, strings.ReplaceAll(v, "'", "''")))
 	}
 	c.Restart(t)
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
+	c.Exec(t, "postgres", eventsTable)
+	a.backup(t)
 	insertRows(t, c, 1, 10)
 	switchAndWait(t, c)
 	c.Stop(t, "fast")
@@ -311,10 +307,8 @@ func TestRestoredCopyDoesNotArchive(t *testing.T) {
 // (timeline 2 forked before it) and has production's rows; the old backup follows
 // timeline 2, with a warning that timeline 1 has WAL it leaves behind.
 func TestTimelineForkedBeforeBackup(t *testing.T) {
-	a := startArchiving(t, 15)
+	a := startEvents(t, 15)
 	c := a.c
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 	old := firstBackup(t, a)
 	insertRows(t, c, 1, 5)
 	t1 := markTime(t, c)
@@ -333,7 +327,7 @@ func TestTimelineForkedBeforeBackup(t *testing.T) {
 	}
 
 	insertRows(t, c, 11, 15)
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
+	a.backup(t)
 	insertRows(t, c, 16, 20)
 	switchAndWait(t, c)
 	c.Stop(t, "immediate")
@@ -387,12 +381,10 @@ func TestEnvironmentPassphraseRefused(t *testing.T) {
 // others, and a default restore uses the previous backup and replays to the latest
 // point.
 func TestDamagedManifest(t *testing.T) {
-	a := startArchiving(t, 15)
+	a := startEvents(t, 15)
 	c := a.c
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 	insertRows(t, c, 1, 10)
-	newest := strings.TrimSpace(strings.SplitN(pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast").stdout, "\n", 2)[0])
+	newest := a.backup(t)
 	insertRows(t, c, 11, 20)
 	switchAndWait(t, c)
 	c.Stop(t, "immediate")
@@ -422,10 +414,8 @@ func TestDamagedManifest(t *testing.T) {
 // two cannot be reached by PostgreSQL and is refused up front; one before the last
 // commit is reached.
 func TestTargetTimeAfterLastCommit(t *testing.T) {
-	a := startArchiving(t, 15)
+	a := startEvents(t, 15)
 	c := a.c
-	c.Exec(t, "postgres", "CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-	pgwardPG(t, nil, "backup", "--repo", a.repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
 	insertRows(t, c, 1, 5)
 	before := markTime(t, c)
 	insertRows(t, c, 6, 10)

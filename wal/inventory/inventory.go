@@ -153,27 +153,40 @@ func (inv *Inventory) timeline(id uint32) *Timeline {
 // good copy.
 func (inv *Inventory) loadHistory(ctx context.Context, t *Timeline) {
 	name := wal.HistoryName(t.ID)
-	var errs []error
-	for _, r := range inv.repos {
-		data, err := r.GetWAL(ctx, inv.Cluster, name)
-		if err != nil {
-			if !errors.Is(err, repo.ErrNotFound) {
-				errs = append(errs, err)
-			}
-			continue
-		}
+	_, err := inv.firstGood(ctx, name, func(data []byte) error {
 		entries, err := wal.ParseHistory(data)
 		if err == nil {
 			err = wal.CheckHistoryOwner(t.ID, entries)
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s in %s: %w", name, r, err))
+		if err == nil {
+			t.History, t.HasHistory = entries, true
+		}
+		return err
+	})
+	if !t.HasHistory {
+		t.HistoryErr = err
+	}
+}
+
+// firstGood reads an archived WAL file from the first repository whose copy use
+// accepts; the errors of the others are joined when none does.
+func (inv *Inventory) firstGood(ctx context.Context, name string, use func([]byte) error) (found bool, err error) {
+	var errs []error
+	for _, r := range inv.repos {
+		data, err := r.GetWAL(ctx, inv.Cluster, name)
+		if errors.Is(err, repo.ErrNotFound) {
 			continue
 		}
-		t.History, t.HasHistory, t.HistoryErr = entries, true, nil
-		return
+		found = true
+		if err == nil {
+			if err = use(data); err == nil {
+				return true, nil
+			}
+			err = fmt.Errorf("%s in %s: %w", name, r, err)
+		}
+		errs = append(errs, err)
 	}
-	t.HistoryErr = errors.Join(errs...)
+	return found, errors.Join(errs...)
 }
 
 // loadPartials finds, for every segment that is not archived whole, the newest
@@ -521,23 +534,19 @@ func (inv *Inventory) summary(ctx context.Context, name string, partial bool) (r
 			errs = append(errs, err)
 		}
 	}
-	for _, r := range inv.repos {
-		data, err := r.GetWAL(ctx, inv.Cluster, name)
-		if err != nil {
-			if !errors.Is(err, repo.ErrNotFound) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		s, err := Summarize(data)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s in %s: %w", name, r, err))
-			continue
-		}
+	var s repo.WALSummary
+	found, err := inv.firstGood(ctx, name, func(data []byte) (err error) {
+		s, err = Summarize(data)
+		return err
+	})
+	if found && err == nil {
 		inv.summaries[key] = s
 		return s, nil
 	}
-	if len(errs) == 0 {
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if !found {
 		errs = append(errs, fmt.Errorf("%s: %w", name, repo.ErrNotFound))
 	}
 	return repo.WALSummary{}, fmt.Errorf("reading the records of WAL segment %s: %w", name, errors.Join(errs...))

@@ -96,7 +96,9 @@ func (s *Segment) record(rmid, info byte, main []byte, pad int, overflow bool) (
 	crc = crc32.Update(crc, castagnoli, rec[:20])
 	le.PutUint32(rec[20:], crc)
 
-	saved := append([]byte(nil), s.buf...)
+	if !overflow && !s.fits(len(rec)) {
+		return 0, 0, false
+	}
 	pos := s.pos
 	if pos%blockSize == 0 {
 		s.pageHeader(pos, 0)
@@ -106,9 +108,6 @@ func (s *Segment) record(rmid, info byte, main []byte, pad int, overflow bool) (
 	left := rec
 	for len(left) > 0 {
 		if pos >= len(s.buf) {
-			if !overflow {
-				copy(s.buf, saved)
-			}
 			return 0, 0, false
 		}
 		if pos%blockSize == 0 {
@@ -122,6 +121,23 @@ func (s *Segment) record(rmid, info byte, main []byte, pad int, overflow bool) (
 	s.prev = s.start + uint64(startOff)
 	s.pos = (pos + 7) &^ 7
 	return s.prev, s.start + uint64(pos), true
+}
+
+// fits reports whether a record of n bytes fits in the rest of the segment.
+func (s *Segment) fits(n int) bool {
+	pos := s.pos
+	for n > 0 {
+		if pos >= len(s.buf) {
+			return false
+		}
+		if pos%blockSize == 0 {
+			pos += shortHdr
+		}
+		take := min(n, (pos/blockSize+1)*blockSize-pos)
+		n -= take
+		pos += take
+	}
+	return pos <= len(s.buf)
 }
 
 // Commit appends a transaction commit record with commit time at (xl_xact_commit:
