@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 
+	"github.com/dustin/go-humanize"
 	"github.com/pgward/pgward/compress"
 	"github.com/spf13/cobra"
 )
@@ -28,4 +30,17 @@ func jobsFlag(cmd *cobra.Command) (int, error) {
 		return 0, fmt.Errorf("--jobs %d: give at least 1 parallel worker (default: the number of CPUs, %d)", jobs, runtime.NumCPU())
 	}
 	return jobs, nil
+}
+
+// sizeFlag reads a size option such as "8GiB", "500MB" or "0".
+func sizeFlag(cmd *cobra.Command, name string) (int64, error) {
+	v, err := cmd.Flags().GetString(name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n > math.MaxInt64 {
+		return 0, fmt.Errorf("--%s %q: give a size such as 8GiB, 500MB or 0", name, v)
+	}
+	return int64(n), nil
 }

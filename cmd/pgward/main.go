@@ -21,6 +21,9 @@ const (
 	// exitWALFatal is every other archive-get failure: above 125, so that
 	// PostgreSQL stops recovery with an error instead of promoting early.
 	exitWALFatal = 200
+	// exitReceiveFatal is wal-receive stopping on an error a restart cannot
+	// fix (a supervisor should not restart it: RestartPreventExitStatus=3).
+	exitReceiveFatal = 3
 )
 
 // exitError carries a specific exit status (archive-get's quiet "not found" is 1).

@@ -8,6 +8,7 @@ package durable
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // SyncDir fsyncs a directory, making the creation, renaming, linking and
@@ -25,4 +26,30 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// WriteFile writes data to path so that either the old state or the complete
+// new file survives a crash: a temporary file in the same directory, fsynced,
+// renamed over path, then the directory fsynced.
+func WriteFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return SyncDir(dir)
 }

@@ -36,15 +36,28 @@ func OpenSpool(base, cluster string, repos []*repo.Repo) *Spool {
 	key := hex.EncodeToString(sum[:8])
 	dir := filepath.Join(base, cluster+"-"+key)
 	for _, d := range []string{base, dir, filepath.Join(dir, "push"), filepath.Join(dir, "get"), filepath.Join(dir, "receive")} {
-		if err := os.Mkdir(d, 0o700); err != nil && !os.IsExist(err) {
-			return nil
-		}
-		fi, err := os.Lstat(d)
-		if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || !ownedByMe(fi) {
+		if PrivateDir(d) != nil {
 			return nil
 		}
 	}
 	return &Spool{dir: dir, repoKey: key}
+}
+
+// PrivateDir creates directory d (mode 0700) when it is missing, and checks that
+// it is a directory owned by this user that nobody else can write: spools hold
+// WAL and markers that later calls trust.
+func PrivateDir(d string) error {
+	if err := os.Mkdir(d, 0o700); err != nil && !os.IsExist(err) {
+		return err
+	}
+	fi, err := os.Lstat(d)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || !ownedByMe(fi) {
+		return fmt.Errorf("%s must be a directory owned by this user (uid %d) and not writable by others", d, os.Geteuid())
+	}
+	return nil
 }
 
 func (s *Spool) pushDir() string { return filepath.Join(s.dir, "push") }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +18,6 @@ import (
 	"github.com/pgward/pgward/engine/basebackup"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/wal"
-	"github.com/pgward/pgward/wal/archive"
 )
 
 // Options configure the receiver.
@@ -34,39 +31,23 @@ type Options struct {
 	Synchronous bool
 	AppName     string
 	Codec       compress.Codec
-	// Dir is the spool directory for the segment in progress.
+	// Dir is the receiver's spool directory; one receiver at a time uses it.
 	Dir string
-	// PartialInterval is how often the segment in progress is uploaded.
+	// PartialInterval is how often the segment in progress is uploaded while
+	// connected (at once when the connection is lost).
 	PartialInterval time.Duration
 	// StatusInterval is how often a status update is sent without being asked.
 	StatusInterval time.Duration
-	Log            *slog.Logger
+	// MaxSpool bounds the bytes the spool may hold (0: no bound); receiving
+	// pauses when the next segment would not fit.
+	MaxSpool int64
+	// OpenRepos opens the repositories; the uploader calls it until it
+	// succeeds, so a repository that is down at start delays only uploads.
+	OpenRepos func(context.Context) ([]*repo.Repo, error)
+	Log       *slog.Logger
 }
 
-// Receiver streams WAL into repositories.
-type Receiver struct {
-	o     Options
-	repos []*repo.Repo
-
-	sysid   uint64
-	segSize uint64
-
-	// The segment being written.
-	tli      uint32
-	segNo    uint64
-	file     *os.File
-	written  uint64 // LSN up to which data is written (contiguously)
-	flushed  uint64 // LSN up to which data is fsynced
-	uploaded uint64 // LSN of the last partial upload
-	dirty    bool
-
-	pushq chan string
-	pushd chan struct{}
-}
-
-// Run streams until ctx is canceled, then finishes cleanly: the data received is
-// fsynced, the partial segment uploaded and completed segments archived.
-func Run(ctx context.Context, repos []*repo.Repo, o Options) error {
+func (o *Options) defaults() {
 	if o.PartialInterval == 0 {
 		o.PartialInterval = 10 * time.Second
 	}
@@ -79,60 +60,201 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) error {
 	if o.AppName == "" {
 		o.AppName = "pgward"
 	}
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return fmt.Errorf("wal-receive: spool: %w", err)
-	}
-	r := &Receiver{o: o, repos: repos, pushq: make(chan string, 64), pushd: make(chan struct{})}
-	pctx, stopPusher := context.WithCancel(context.WithoutCancel(ctx))
-	go r.pusher(pctx)
-	defer func() {
-		// Let the pusher archive what is queued, but not forever: whatever
-		// it cannot push now stays in the spool for the next run.
-		close(r.pushq)
-		select {
-		case <-r.pushd:
-		case <-time.After(time.Minute):
-			stopPusher()
-			<-r.pushd
-		}
-		stopPusher()
-	}()
-	// Completed segments a previous run received but did not archive.
-	if err := r.queueCompleted(); err != nil {
+}
+
+// Receiver streams WAL into its spool; its uploader moves it on.
+type Receiver struct {
+	o  Options
+	sp *spool
+	st *shared
+	up *uploader
+
+	sysid   uint64
+	segSize uint64
+
+	// The segment being written.
+	tli     uint32
+	segNo   uint64
+	file    *os.File
+	written uint64 // LSN up to which data is written (contiguously)
+	flushed uint64 // LSN up to which data is fsynced
+	dirty   bool
+
+	// streaming is when the current session started streaming (zero before).
+	streaming time.Time
+}
+
+// errSpoolFull ends a session when the next segment would not fit in the spool.
+var errSpoolFull = errors.New("the spool is full")
+
+// finalUploads bounds the uploads on shutdown; what is left stays in the spool.
+const finalUploads = time.Minute
+
+// Run streams until ctx is canceled, then finishes cleanly: the data received is
+// fsynced, and the uploader gets finalUploads to archive completed segments and
+// upload the partial one (what it cannot stays in the spool for the next run or
+// Flush).
+func Run(ctx context.Context, o Options) error {
+	o.defaults()
+	sp, err := lockSpool(o.Dir)
+	if err != nil {
 		return err
 	}
+	defer sp.unlock()
+	r := &Receiver{o: o, sp: sp, st: &shared{}}
+	r.up = newUploader(o, sp, r.st)
+	// Open the repositories now if they answer, so that the start point can
+	// come from the archive; if they do not, receive into the spool anyway.
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := r.up.ready(octx); err != nil {
+		var fe *FatalError
+		if errors.As(err, &fe) {
+			cancel()
+			return err
+		}
+		o.Log.Warn("the repository cannot be reached now: receiving into the spool, uploads start when it answers", "spool", o.Dir, "error", err)
+	}
+	cancel()
+	uctx, stopUploads := context.WithCancel(context.WithoutCancel(ctx))
+	uploaded := make(chan struct{})
+	go func() {
+		defer close(uploaded)
+		r.up.run(uctx, finalUploads)
+	}()
 
-	backoff := time.Second
+	// A fatal upload error (another cluster's bytes under a segment's name)
+	// stops receiving too.
+	sctx, stopSessions := context.WithCancel(ctx)
+	var upErr error
+	go func() {
+		select {
+		case upErr = <-r.up.fatal:
+			stopSessions()
+		case <-sctx.Done():
+		}
+	}()
+	err = r.receive(sctx)
+	stopSessions()
+	r.sync()
+	stopUploads()
+	<-uploaded
+	left, lerr := r.up.left()
+	switch {
+	case lerr != nil:
+		o.Log.Warn("reading the spool", "error", lerr)
+	case left > 0:
+		o.Log.Warn("files are left in the spool for the next run or 'wal-receive --flush-only'", "files", left, "spool", o.Dir, "last_upload_error", r.up.lastErr)
+	}
+	o.Log.Info("wal-receive stopped", "flushed", wal.FormatLSN(r.flushed))
+	if upErr != nil {
+		return upErr
+	}
+	return err
+}
+
+// Flush uploads what a spool holds (completed segments, history files, and the
+// partial segment up to its last complete record) without any server: for the
+// host that outlived its primary. It fails when anything is left after timeout.
+func Flush(ctx context.Context, o Options, timeout time.Duration) error {
+	o.defaults()
+	sp, err := lockSpool(o.Dir)
+	if err != nil {
+		return err
+	}
+	defer sp.unlock()
+	u := newUploader(o, sp, &shared{})
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := u.drain(fctx); err != nil {
+		return fmt.Errorf("wal-receive --flush-only: %w; the spool %s keeps everything", err, o.Dir)
+	}
+	select {
+	case err := <-u.fatal:
+		return err
+	default:
+	}
+	return nil
+}
+
+// receive runs sessions until ctx ends or one fails fatally, reconnecting with
+// backoff, and pausing while the spool is full.
+func (r *Receiver) receive(ctx context.Context) error {
+	b := newBackoff()
 	for {
-		err := r.session(ctx)
+		if err := r.waitForSpace(ctx); err != nil {
+			return nil
+		}
+		r.streaming = time.Time{}
+		err := classify(r.session(ctx))
+		r.st.setConnected(false)
+		r.up.poke() // the partial segment goes up at once when cut off
 		if ctx.Err() != nil {
-			return r.shutdown()
+			return nil
 		}
-		var fatal *fatalError
-		if errors.As(err, &fatal) {
-			r.shutdown()
-			return fatal.err
+		var fe *FatalError
+		if errors.As(err, &fe) {
+			r.o.Log.Error(fe.Error())
+			return err
 		}
-		o.Log.Warn("replication connection lost; reconnecting", "error", err, "in", backoff)
+		if errors.Is(err, errSpoolFull) {
+			continue
+		}
+		var streamed time.Duration
+		if !r.streaming.IsZero() {
+			streamed = time.Since(r.streaming)
+		}
+		wait := b.next(streamed)
+		r.o.Log.Warn("replication connection lost; reconnecting", "error", err, "in", wait)
 		select {
 		case <-ctx.Done():
-			return r.shutdown()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-		if r.flushed > 0 {
-			backoff = time.Second // progress was made: the next failure starts over
+			return nil
+		case <-time.After(wait):
 		}
 	}
 }
 
-// fatalError stops the receiver instead of reconnecting.
-type fatalError struct{ err error }
+// waitForSpace blocks while the next segment would not fit in the spool.
+func (r *Receiver) waitForSpace(ctx context.Context) error {
+	logged := false
+	for !r.spoolFits() {
+		if !logged {
+			r.o.Log.Error("the spool is full: receiving paused until uploads catch up (with a slot the server keeps the WAL meanwhile; a synchronous primary waits)",
+				"spool_bytes", r.st.spoolBytes.Load(), "max_spool_bytes", r.o.MaxSpool, "last_upload_error", r.up.lastErr)
+			logged = true
+		}
+		r.up.poke()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	if logged {
+		r.o.Log.Info("spool has room again: receiving resumes")
+	}
+	return nil
+}
 
-func (e *fatalError) Error() string { return e.err.Error() }
+// spoolFits reports whether one more segment fits in the spool.
+func (r *Receiver) spoolFits() bool {
+	seg := int64(r.segSize)
+	if seg == 0 {
+		seg = wal.DefaultSegSize
+	}
+	return r.o.MaxSpool <= 0 || r.st.spoolBytes.Load()+seg <= r.o.MaxSpool
+}
 
-func fatal(format string, args ...any) error {
-	return &fatalError{fmt.Errorf(format, args...)}
+// sync makes what was written durable (on shutdown) and tells the uploader.
+func (r *Receiver) sync() {
+	if r.file != nil && r.dirty {
+		if err := r.file.Sync(); err != nil {
+			r.o.Log.Error("fsync of the spool file failed", "file", r.file.Name(), "error", err)
+			return
+		}
+		r.dirty = false
+		r.flushed = r.written
+		r.st.setCurrent(r.segmentName(), r.flushed)
+	}
 }
 
 // session is one replication connection: it returns when it fails or ctx ends.
@@ -151,7 +273,7 @@ func (r *Receiver) session(ctx context.Context) error {
 		return err
 	}
 	if r.sysid != 0 && r.sysid != sysid {
-		return fatal("wal-receive: the server is now system %d, not %d: another cluster answers at this address", sysid, r.sysid)
+		return fatal("wal-receive stopped: the server is now system %d, not %d: another cluster answers at this address", sysid, r.sysid)
 	}
 	if r.segSize == 0 {
 		if err := r.identify(ctx, conn, sysid); err != nil {
@@ -176,8 +298,8 @@ func (r *Receiver) session(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// End of timeline tli at nextStart: archive its last segment as .partial
-		// and move on.
+		// End of timeline tli at nextStart: its last segment goes to the
+		// archive as .partial, and streaming moves on.
 		if err := r.endTimeline(ctx, conn, next, nextStart); err != nil {
 			return err
 		}
@@ -201,7 +323,9 @@ func connect(ctx context.Context, o Options) (*pgconn.PgConn, error) {
 	return engine.ConnectReplication(ctx, connStr)
 }
 
-// identify checks the server against the repository's cluster identity.
+// identify learns the server's facts and checks them against the repositories'
+// record of the cluster when they can be reached (the uploader checks again once
+// they can: receiving does not wait for a repository).
 func (r *Receiver) identify(ctx context.Context, conn *pgconn.PgConn, sysid uint64) error {
 	segSize, err := engine.WALSegmentSize(ctx, conn)
 	if err != nil {
@@ -211,13 +335,21 @@ func (r *Receiver) identify(ctx context.Context, conn *pgconn.PgConn, sysid uint
 	if err != nil {
 		return err
 	}
-	want := repo.Identity{Cluster: r.o.Cluster, SystemIdentifier: strconv.FormatUint(sysid, 10), PGMajor: major, WALSegSize: segSize}
-	for _, rp := range r.repos {
-		if err := rp.EnsureIdentity(ctx, want); err != nil {
-			return &fatalError{fmt.Errorf("wal-receive: %w", err)}
+	f := &facts{sysid: sysid, major: major, segSize: segSize}
+	r.st.mu.Lock()
+	r.st.facts = f
+	r.st.mu.Unlock()
+	if repos := r.st.openRepos(); repos != nil {
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := ensureIdentity(ictx, repos, r.o.Cluster, f)
+		cancel()
+		var fe *FatalError
+		if errors.As(err, &fe) {
+			return err
 		}
 	}
 	r.sysid, r.segSize = sysid, segSize
+	r.up.poke()
 	return nil
 }
 
@@ -235,36 +367,50 @@ func createSlot(ctx context.Context, conn *pgconn.PgConn, slot string) error {
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// startPoint decides where streaming starts (see the package doc).
+// startPoint decides where streaming starts (see the package doc). The archive
+// is consulted only when the repository answers within a few seconds: the spool
+// is the receiver's own record and comes first.
 func (r *Receiver) startPoint(ctx context.Context, serverTLI uint32, serverPos uint64) (uint32, uint64, error) {
 	if r.flushed > 0 {
 		// Reconnecting: resume exactly where the durable data ends.
 		r.written = r.flushed
 		return r.tli, r.flushed, nil
 	}
+	p, err := r.sp.scan()
+	if err != nil {
+		return 0, 0, err
+	}
 	// A partial segment in the spool: receive it again from its start.
-	if name, ok := r.spoolPartial(); ok {
-		n, _ := wal.ParseName(name)
-		return n.Timeline, n.StartLSN(r.segSize), nil
+	if n := len(p.partials); n > 0 {
+		nm, _ := wal.ParseName(p.partials[n-1])
+		return nm.Timeline, nm.StartLSN(r.segSize), nil
 	}
 	// The segment after the newest one received (completed in the spool, not
 	// yet archived) or archived.
-	var last string
-	if entries, err := os.ReadDir(r.o.Dir); err == nil {
-		for _, e := range entries {
-			if n, err := wal.ParseName(e.Name()); err == nil && n.Kind == wal.Segment && e.Name() > last {
-				last = e.Name()
-			}
+	last := ""
+	for _, l := range [][]string{p.segments, p.timelineEnds} {
+		if len(l) > 0 && l[len(l)-1] > last {
+			last = l[len(l)-1]
 		}
 	}
-	err := r.repos[0].ListWAL(ctx, r.o.Cluster, func(name string, _ int64) error {
-		if n, err := wal.ParseName(name); err == nil && n.Kind == wal.Segment && name > last {
-			last = name
+	repos := r.st.openRepos()
+	var newest *repo.Manifest
+	if repos != nil {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := repos[0].ListWAL(actx, r.o.Cluster, func(name string, _ int64) error {
+			if n, err := wal.ParseName(name); err == nil && n.Kind == wal.Segment && name > last {
+				last = name
+			}
+			return nil
+		})
+		if err == nil && last == "" {
+			newest, _ = repos[0].Manifest(actx, r.o.Cluster, "latest")
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, 0, err
+		cancel()
+		if err != nil {
+			r.o.Log.Warn("cannot list the archive to find where to start", "error", err)
+			repos = nil
+		}
 	}
 	if last != "" {
 		n, _ := wal.ParseName(last)
@@ -272,34 +418,16 @@ func (r *Receiver) startPoint(ctx context.Context, serverTLI uint32, serverPos u
 	}
 	// No WAL archived yet: from the newest backup's start, so that backup can
 	// be rolled forward; with no backup either, from the server's position.
-	if m, err := r.repos[0].Manifest(ctx, r.o.Cluster, "latest"); err == nil {
-		if lsn, err := wal.ParseLSN(m.StartLSN); err == nil {
-			return m.Timeline, lsn - lsn%r.segSize, nil
+	if newest != nil {
+		if lsn, err := wal.ParseLSN(newest.StartLSN); err == nil {
+			return newest.Timeline, lsn - lsn%r.segSize, nil
 		}
+	}
+	if repos == nil {
+		r.o.Log.Warn("the spool is empty and the archive cannot be read: starting at the server's current position; WAL before it reaches the archive only through archive_command",
+			"position", wal.FormatLSN(serverPos))
 	}
 	return serverTLI, serverPos - serverPos%r.segSize, nil
-}
-
-// spoolPartial finds the newest .partial segment in the spool, removing older
-// ones (they were superseded: their segments were completed or re-received).
-func (r *Receiver) spoolPartial() (string, bool) {
-	entries, _ := os.ReadDir(r.o.Dir)
-	var partials []string
-	for _, e := range entries {
-		if seg, ok := strings.CutSuffix(e.Name(), ".partial"); ok {
-			if _, err := wal.ParseName(seg); err == nil {
-				partials = append(partials, seg)
-			}
-		}
-	}
-	if len(partials) == 0 {
-		return "", false
-	}
-	sort.Strings(partials)
-	for _, p := range partials[:len(partials)-1] {
-		os.Remove(filepath.Join(r.o.Dir, p+".partial"))
-	}
-	return partials[len(partials)-1], true
 }
 
 // followHistory moves a start point on an old timeline onto the timeline that
@@ -337,7 +465,8 @@ func (r *Receiver) followHistory(ctx context.Context, conn *pgconn.PgConn, serve
 	return serverTLI, start, nil
 }
 
-// archiveHistory stores the timeline's history file (timeline 1 has none).
+// archiveHistory puts the timeline's history file in the spool for the uploader
+// (timeline 1 has none).
 func (r *Receiver) archiveHistory(ctx context.Context, conn *pgconn.PgConn, tli uint32) error {
 	if tli <= 1 {
 		return nil
@@ -346,10 +475,13 @@ func (r *Receiver) archiveHistory(ctx context.Context, conn *pgconn.PgConn, tli 
 	if err != nil {
 		return fmt.Errorf("reading the history of timeline %d: %w", tli, err)
 	}
-	err = archive.PushData(ctx, r.repos, h.FileName, h.Content, archive.PushOptions{Cluster: r.o.Cluster, Codec: r.o.Codec, Log: r.o.Log})
-	if err != nil {
-		return fatal("wal-receive: archiving %s: %w", h.FileName, err)
+	if _, err := wal.ParseHistory(h.Content); err != nil {
+		return fatal("wal-receive stopped: the server sent an invalid %s: %w", h.FileName, err)
 	}
+	if err := r.sp.writeDurable(h.FileName, h.Content); err != nil {
+		return &FatalError{fmt.Errorf("wal-receive stopped: writing %s into the spool: %w", h.FileName, err)}
+	}
+	r.up.poke()
 	return nil
 }
 
@@ -377,11 +509,7 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn, tli uint32, 
 		case *pgproto3.CopyBothResponse:
 			goto streaming
 		case *pgproto3.ErrorResponse:
-			pe := pgconn.ErrorResponseToPgError(m)
-			if strings.Contains(pe.Message, "has already been removed") {
-				return 0, 0, fatal("wal-receive: the server no longer has the WAL at %s on timeline %d (%s); the archive would have a gap: take a new backup, and use a replication slot (--slot NAME --create-slot) so the server keeps WAL until it is received", wal.FormatLSN(start), tli, pe.Message)
-			}
-			return 0, 0, fmt.Errorf("START_REPLICATION: %w", pe)
+			return 0, 0, fmt.Errorf("START_REPLICATION at %s on timeline %d: %w", wal.FormatLSN(start), tli, pgconn.ErrorResponseToPgError(m))
 		case *pgproto3.NoticeResponse:
 		default:
 			return 0, 0, fmt.Errorf("START_REPLICATION: unexpected %T", msg)
@@ -389,8 +517,11 @@ func (r *Receiver) stream(ctx context.Context, conn *pgconn.PgConn, tli uint32, 
 	}
 streaming:
 	r.o.Log.Info("streaming", "timeline", tli, "from", wal.FormatLSN(start), "slot", r.o.Slot, "synchronous", r.o.Synchronous)
+	if r.streaming.IsZero() {
+		r.streaming = time.Now()
+	}
+	r.st.setConnected(true)
 	nextStatus := time.Now().Add(r.o.StatusInterval)
-	nextPartial := time.Now().Add(r.o.PartialInterval)
 	const flushEvery = time.Second
 	nextFlush := time.Now().Add(flushEvery)
 	for {
@@ -421,7 +552,7 @@ streaming:
 				if err != nil {
 					return 0, 0, err
 				}
-				if err := r.write(ctx, tli, uint64(x.WALStart), x.WALData); err != nil {
+				if err := r.write(tli, uint64(x.WALStart), x.WALData); err != nil {
 					return 0, 0, err
 				}
 				// Synchronous: confirm as soon as we hold everything the server
@@ -453,7 +584,7 @@ streaming:
 			}
 			return r.timelineEnd(ctx, conn)
 		case *pgproto3.ErrorResponse:
-			return 0, 0, pgconn.ErrorResponseToPgError(m)
+			return 0, 0, fmt.Errorf("streaming at %s: %w", wal.FormatLSN(r.written), pgconn.ErrorResponseToPgError(m))
 		case nil, *pgproto3.NoticeResponse:
 		}
 		if r.dirty && !now.Before(nextFlush) || !now.Before(nextStatus) {
@@ -462,10 +593,6 @@ streaming:
 			}
 			nextFlush = now.Add(flushEvery)
 			nextStatus = now.Add(r.o.StatusInterval)
-		}
-		if !now.Before(nextPartial) {
-			r.uploadPartial(ctx)
-			nextPartial = now.Add(r.o.PartialInterval)
 		}
 	}
 }
@@ -508,25 +635,18 @@ func (r *Receiver) timelineEnd(ctx context.Context, conn *pgconn.PgConn) (uint32
 	}
 }
 
-// endTimeline archives the finished timeline's last segment as .partial and the
-// next timeline's history file.
+// endTimeline hands the finished timeline's last segment to the uploader, which
+// archives it as .partial, and puts the next timeline's history file in the spool.
 func (r *Receiver) endTimeline(ctx context.Context, conn *pgconn.PgConn, next uint32, start uint64) error {
 	r.o.Log.Info("timeline ended", "timeline", r.tli, "next_timeline", next, "switch_point", wal.FormatLSN(start))
 	if r.file != nil {
-		name := wal.SegmentName(r.tli, r.segNo, r.segSize)
-		data, err := os.ReadFile(r.file.Name())
-		if err != nil {
-			return err
+		name := r.segmentName()
+		r.closeSegment()
+		if err := r.sp.renameDurable(name+partialSuffix, name+timelineEndSuffix); err != nil {
+			return &FatalError{fmt.Errorf("wal-receive stopped: %w", err)}
 		}
-		r.closeSegment(true)
-		err = archive.PushData(ctx, r.repos, name+".partial", data, archive.PushOptions{Cluster: r.o.Cluster, Codec: r.o.Codec, Log: r.o.Log})
-		if errors.Is(err, repo.ErrWALConflict) {
-			// The promoted server archived its own copy of this .partial (the
-			// same WAL up to the switch, different padding after it): keep it.
-			r.o.Log.Info("old timeline's partial segment already archived by the server", "file", name+".partial")
-		} else if err != nil {
-			return err
-		}
+		r.st.setCurrent("", 0)
+		r.up.poke()
 	}
 	return r.archiveHistory(ctx, conn, next)
 }
