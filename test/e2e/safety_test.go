@@ -170,7 +170,11 @@ type listJSONOut struct {
 			Timeline uint32 `json:"timeline"`
 			Parent   uint32 `json:"parent"`
 			ForkLSN  string `json:"fork_lsn"`
-			Gaps     []struct {
+			Partial  *struct {
+				Segment string `json:"segment"`
+				EndLSN  string `json:"end_lsn"`
+			} `json:"partial"`
+			Gaps []struct {
 				First string `json:"first"`
 				Count int    `json:"count"`
 			} `json:"gaps"`
