@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgward/pgward/test/pgtest"
+	"github.com/pgward/pgward/test/s3test"
 )
 
 // The tests in this file lose the primary for real (stopped with -m immediate, its
@@ -274,4 +277,66 @@ func TestReceiveWALRemoved(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("the receiver still runs after 60 s:\n%s", tail(rcv.stderr.String(), 20))
 	}
+}
+
+// testReceiverOutage (under TestS3): a synchronous receiver into S3 is started while
+// S3 is down and receives anyway; under load, S3 goes down again for a while
+// (PGWARD_TEST_S3_OUTAGE, default 15s) while commits go on at their usual latency;
+// then the primary is lost, and once S3 is back the restore has every acknowledged
+// commit.
+func testReceiverOutage(t *testing.T, srv *s3test.Server) {
+	outage := 15 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("PGWARD_TEST_S3_OUTAGE")); err == nil && d > 0 {
+		outage = d
+	}
+	proxy := s3test.NewFaultProxy(t, srv.Endpoint)
+	env, flags := s3Env(srv), s3Flags(proxy.Endpoint())
+	s3Repo := "s3://" + s3test.BucketName(t) + "/receive"
+	mustPgward(t, env, argv([]string{"init", "--repo", s3Repo}, flags)...)
+	work := pgtest.TempDir(t)
+	c := pgtest.Start(t, s3Major, pgtest.Options{Settings: map[string]string{"synchronous_standby_names": "pgward"}})
+
+	proxy.SetDown(true)
+	rcv := startReceiver(t, argv([]string{"--repo", s3Repo, "--conn", c.ConnString("postgres"), "--slot", "pgward", "--create-slot",
+		"--synchronous", "--spool-path", filepath.Join(work, "spool"), "--partial-interval", "2s", "--s3-retry-max", "3s"}, flags)...)
+	waitStreaming(t, c, true)
+	waitLog(t, rcv, "", "cannot be reached now", 30*time.Second)
+	proxy.SetDown(false)
+
+	mustPgward(t, env, argv([]string{"backup", "--repo", s3Repo, "--conn", c.ConnString("postgres"), "--checkpoint", "fast"}, flags)...)
+	c.Exec(t, "postgres", "CREATE TABLE acked (id int PRIMARY KEY)")
+	c.Pgbench(t, "postgres", "-i", "-q", "-s", "1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bench := exec.CommandContext(ctx, pgtest.ClientBin+"/pgbench", "-h", "127.0.0.1", "-p", strconv.Itoa(c.Port), "-U", "postgres", "-c", "2", "-T", "600", "-n", "postgres")
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	load := startAckLoad(t, c, 1)
+	began := time.Now()
+	time.Sleep(8 * time.Second)
+	downAt := time.Now()
+	proxy.SetDown(true)
+	time.Sleep(outage)
+	upAt := time.Now()
+	proxy.SetDown(false)
+	time.Sleep(3 * time.Second)
+	loseServer(t, c)
+	acked := load.stop()
+	cancel()
+	bench.Wait()
+	before, nb := load.meanLatency(began, downAt)
+	during, nd := load.meanLatency(downAt, upAt)
+	t.Logf("commit latency with the receiver synchronous: %s before the %s S3 outage (%d commits), %s during it (%d commits), %.2fx",
+		before.Round(10*time.Microsecond), outage, nb, during.Round(10*time.Microsecond), nd, float64(during)/float64(max(before, 1)))
+	if nd == 0 {
+		t.Fatalf("no commit was acknowledged during the S3 outage: the receiver stopped confirming\n%s", tail(rcv.stderr.String(), 20))
+	}
+
+	waitLog(t, rcv, "replication connection lost", "partial segment uploaded", 2*time.Minute)
+	target := filepath.Join(work, "restored")
+	mustPgward(t, env, argv([]string{"restore", "--repo", s3Repo, "--pgdata", target}, flags)...)
+	dst := pgtest.StartDataDir(t, s3Major, target, nil, true)
+	checkAcked(t, dst, acked)
+	rcv.stop(t)
 }

@@ -53,6 +53,7 @@ func TestS3(t *testing.T) {
 	t.Run("PITR", func(t *testing.T) { testS3PITR(t, srv) })
 	t.Run("Faults", func(t *testing.T) { testS3Faults(t, srv) })
 	t.Run("ServerDown", f.testServerDown)
+	t.Run("ReceiverOutage", func(t *testing.T) { testReceiverOutage(t, srv) })
 	t.Run("Errors", f.testErrors)
 }
 
