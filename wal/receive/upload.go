@@ -373,4 +373,3 @@ func ensureIdentity(ctx context.Context, repos []*repo.Repo, cluster string, f *
 	}
 	return nil
 }
-
