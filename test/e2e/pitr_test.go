@@ -24,6 +24,8 @@ func archiveSettings(repoDir, spool string) map[string]string {
 		"archive_mode":    "on",
 		"archive_command": fmt.Sprintf("%s archive-push --repo %s --spool-path %s %%p", pgwardBin, repoDir, spool),
 		"archive_timeout": "0",
+		// No background transactions: tests place time targets between commits.
+		"autovacuum": "off",
 	}
 }
 

@@ -240,7 +240,7 @@ func TestArchiveGap(t *testing.T) {
 		t.Errorf("a refused restore created %s", refused)
 	}
 	failPgward(t, nil, []string{"cannot be reached", "missing " + gap}, "restore", "--repo", a.repo, "--pgdata", refused,
-		"--target-time", time.Now().UTC().Format("2006-01-02 15:04:05+00"))
+		"--target-time", time.Now().Add(time.Second).UTC().Format("2006-01-02 15:04:05+00"))
 
 	got, dst := a.restoreAndCount(t, "r-before-gap", nil, "--target-time", at)
 	if got != "1-5" {
