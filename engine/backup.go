@@ -19,7 +19,8 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/pgward/pgward/compress"
-	"github.com/pgward/pgward/engine/basebackup"
+	"github.com/pgward/pgward/internal/pgserver"
+	"github.com/pgward/pgward/internal/pgserver/basebackup"
 	"github.com/pgward/pgward/repo"
 	"golang.org/x/sync/errgroup"
 )
@@ -97,29 +98,21 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	}
 	began := time.Now()
 
-	conn, err := ConnectReplication(ctx, o.Conn)
+	conn, err := pgserver.ConnectReplication(ctx, o.Conn, "pgward")
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	sys, err := pglogrepl.IdentifySystem(ctx, conn)
-	if err != nil {
-		return nil, fmt.Errorf("backup: IDENTIFY_SYSTEM: %w", err)
-	}
-	verNum, err := showSetting(ctx, conn, "server_version_num")
+	facts, err := pgserver.Identify(ctx, conn)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	pgVersion, _ := strconv.Atoi(verNum)
-	if walLevel, err := showSetting(ctx, conn, "wal_level"); err == nil && walLevel == "minimal" {
+	if facts.WALLevel == "minimal" {
 		return nil, fmt.Errorf("backup: the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
 	}
-	segSize, err := WALSegmentSize(ctx, conn)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	ident := repo.Identity{Cluster: o.Cluster, SystemIdentifier: sys.SystemID, PGMajor: pgVersion / 10000, WALSegSize: segSize}
+	pgVersion := facts.Version.Num
+	ident := repo.Identity{Cluster: o.Cluster, SystemIdentifier: facts.SystemIDString, PGMajor: facts.Version.Major, WALSegSize: facts.SegSize}
 	for _, r := range repos {
 		if err := r.EnsureIdentity(ctx, ident); err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
@@ -171,8 +164,8 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		label = "pgward " + id
 	}
 
-	o.Log.Info("backup starting", "cluster", o.Cluster, "backup", id, "system_identifier", sys.SystemID, "pg_version", pgVersion, "jobs", o.Jobs, "compress", o.Codec.String())
-	stream, err := basebackup.Start(ctx, conn, basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate})
+	o.Log.Info("backup starting", "cluster", o.Cluster, "backup", id, "system_identifier", facts.SystemIDString, "pg_version", pgVersion, "jobs", o.Jobs, "compress", o.Codec.String())
+	stream, err := basebackup.Start(ctx, conn, facts.Version.Major, basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate})
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -384,7 +377,7 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	res := &BackupResult{Received: total, Stored: stored[0].Load(), Duration: time.Since(began)}
 	for ri, r := range repos {
 		m := &repo.Manifest{
-			ID: id, Cluster: o.Cluster, SystemIdentifier: sys.SystemID, PGVersion: pgVersion,
+			ID: id, Cluster: o.Cluster, SystemIdentifier: facts.SystemIDString, PGVersion: pgVersion,
 			Timeline: uint32(stream.Timeline), StartLSN: stream.StartLSN.String(), StopLSN: stopLSN.String(),
 			StartTime: startTime, StopTime: stopTime, Label: label, Compress: o.Codec.String(), ChunkSize: chunkSize,
 			DBBytes: total, StoredBytes: stored[ri].Load(), WALFiles: walFiles, Tablespaces: tbs,

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgward/pgward/internal/pgserver"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/restore"
 )
@@ -111,7 +112,7 @@ func Check(ctx context.Context, repos []*repo.Repo, o CheckOptions) (*CheckResul
 	}
 	c, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, explainConnectError(cfg, err)
+		return nil, pgserver.ExplainConnectError(cfg, err)
 	}
 	defer c.Close(context.Background())
 	s := &checkSession{c: c, o: o, repos: repos, where: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), res: &CheckResult{}}
@@ -221,15 +222,11 @@ func (s *checkSession) checkSettings(ctx context.Context) error {
 	if s.role, err = s.queryOne(ctx, "SELECT current_user"); err != nil {
 		return fmt.Errorf("querying %s: %w", s.where, err)
 	}
-	vnum, err := s.show(ctx, "server_version_num")
+	v, err := pgserver.VersionOf(s.c)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", s.where, err)
 	}
-	n, err := strconv.Atoi(vnum)
-	if err != nil {
-		return fmt.Errorf("%s: cannot parse server_version_num %q", s.where, vnum)
-	}
-	s.major = n / 10000
+	s.major = v.Major
 	level, err := s.show(ctx, "wal_level")
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 // Package engine orchestrates pgward's jobs: the backup pipeline (this file set),
 // and later retention, scheduling and the daemon. It wires the replication
-// stream (engine/basebackup) to the repository (repo) and owns the concurrency.
+// stream (internal/pgserver/basebackup) to the repository (repo) and owns the
+// concurrency.
 //
 // The backup pipeline, and why it is shaped this way:
 //

@@ -14,8 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgward/pgward/compress"
-	"github.com/pgward/pgward/engine"
-	"github.com/pgward/pgward/engine/basebackup"
+	"github.com/pgward/pgward/internal/pgserver"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/wal"
 )
@@ -259,37 +258,28 @@ func (r *Receiver) sync() {
 
 // session is one replication connection: it returns when it fails or ctx ends.
 func (r *Receiver) session(ctx context.Context) error {
-	conn, err := connect(ctx, r.o)
+	conn, err := pgserver.ConnectReplication(ctx, r.o.Conn, r.o.AppName)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	sys, err := pglogrepl.IdentifySystem(ctx, conn)
+	sf, err := pgserver.Identify(ctx, conn)
 	if err != nil {
 		return err
 	}
-	sysid, err := strconv.ParseUint(sys.SystemID, 10, 64)
-	if err != nil {
+	if err := r.identify(ctx, sf); err != nil {
 		return err
-	}
-	if r.sysid != 0 && r.sysid != sysid {
-		return fatal("wal-receive stopped: the server is now system %d, not %d: another cluster answers at this address", sysid, r.sysid)
-	}
-	if r.segSize == 0 {
-		if err := r.identify(ctx, conn, sysid); err != nil {
-			return err
-		}
 	}
 	if r.o.Slot != "" && r.o.CreateSlot {
 		if err := createSlot(ctx, conn, r.o.Slot); err != nil {
 			return err
 		}
 	}
-	startTLI, startLSN, err := r.startPoint(ctx, uint32(sys.Timeline), uint64(sys.XLogPos))
+	startTLI, startLSN, err := r.startPoint(ctx, sf.Timeline, sf.XLogPos)
 	if err != nil {
 		return err
 	}
-	tli, start, err := r.followHistory(ctx, conn, uint32(sys.Timeline), startTLI, startLSN)
+	tli, start, err := r.followHistory(ctx, conn, sf.Timeline, startTLI, startLSN)
 	if err != nil {
 		return err
 	}
@@ -307,35 +297,17 @@ func (r *Receiver) session(ctx context.Context) error {
 	}
 }
 
-func connect(ctx context.Context, o Options) (*pgconn.PgConn, error) {
-	connStr := o.Conn
-	if !strings.Contains(connStr, "application_name") {
-		if strings.Contains(connStr, "://") {
-			sep := "?"
-			if strings.Contains(connStr, "?") {
-				sep = "&"
-			}
-			connStr += sep + "application_name=" + o.AppName
-		} else {
-			connStr += " application_name=" + o.AppName
-		}
+// identify checks the server's facts against the repositories' record of the
+// cluster when they can be reached (the uploader checks again once they can:
+// receiving does not wait for a repository).
+func (r *Receiver) identify(ctx context.Context, sf pgserver.Facts) error {
+	if r.sysid != 0 && r.sysid != sf.SystemID {
+		return fatal("wal-receive stopped: the server is now system %d, not %d: another cluster answers at this address", sf.SystemID, r.sysid)
 	}
-	return engine.ConnectReplication(ctx, connStr)
-}
-
-// identify learns the server's facts and checks them against the repositories'
-// record of the cluster when they can be reached (the uploader checks again once
-// they can: receiving does not wait for a repository).
-func (r *Receiver) identify(ctx context.Context, conn *pgconn.PgConn, sysid uint64) error {
-	segSize, err := engine.WALSegmentSize(ctx, conn)
-	if err != nil {
-		return err
+	if r.segSize != 0 {
+		return nil
 	}
-	major, err := basebackup.ServerMajor(conn)
-	if err != nil {
-		return err
-	}
-	f := &facts{sysid: sysid, major: major, segSize: segSize}
+	f := &facts{sysid: sf.SystemID, major: sf.Version.Major, segSize: sf.SegSize}
 	r.st.mu.Lock()
 	r.st.facts = f
 	r.st.mu.Unlock()
@@ -348,7 +320,7 @@ func (r *Receiver) identify(ctx context.Context, conn *pgconn.PgConn, sysid uint
 			return err
 		}
 	}
-	r.sysid, r.segSize = sysid, segSize
+	r.sysid, r.segSize = sf.SystemID, sf.SegSize
 	r.up.poke()
 	return nil
 }

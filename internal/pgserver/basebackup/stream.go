@@ -1,4 +1,4 @@
-// Package basebackup speaks the server side of a physical base backup: it sends
+// Package basebackup speaks the client side of a physical base backup: it sends
 // BASE_BACKUP on a replication connection and turns the answer into a sequence of
 // tar archives (one per tablespace), the server's backup_manifest, and the stop
 // position.
@@ -80,12 +80,9 @@ type Stream struct {
 	notices          []string
 }
 
-// Start sends BASE_BACKUP and reads the result sets that precede the data.
-func Start(ctx context.Context, conn *pgconn.PgConn, opts Options) (*Stream, error) {
-	major, err := ServerMajor(conn)
-	if err != nil {
-		return nil, err
-	}
+// Start sends BASE_BACKUP to a server of the given major version
+// (pgserver.VersionOf) and reads the result sets that precede the data.
+func Start(ctx context.Context, conn *pgconn.PgConn, major int, opts Options) (*Stream, error) {
 	if major < 13 {
 		return nil, fmt.Errorf("base backup: PostgreSQL %d is not supported (13 or later is required)", major)
 	}
@@ -128,21 +125,6 @@ func Start(ctx context.Context, conn *pgconn.PgConn, opts Options) (*Stream, err
 		s.Tablespaces = append(s.Tablespaces, ts)
 	}
 	return s, nil
-}
-
-// ServerMajor returns the server's major version from the connection's
-// server_version parameter.
-func ServerMajor(conn *pgconn.PgConn) (int, error) {
-	v := conn.ParameterStatus("server_version")
-	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
-	if end < 0 {
-		end = len(v)
-	}
-	major, err := strconv.Atoi(v[:end])
-	if err != nil {
-		return 0, fmt.Errorf("base backup: cannot parse server_version %q", v)
-	}
-	return major, nil
 }
 
 func command(major int, o Options) string {
@@ -212,8 +194,12 @@ func (s *Stream) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
 	}
 }
 
+// codeDataCorrupted is ERRCODE_DATA_CORRUPTED, which the server gives each
+// page-checksum WARNING and the final ERROR of a base backup that met any.
+const codeDataCorrupted = "XX001"
+
 func (s *Stream) notice(m *pgproto3.NoticeResponse) {
-	if strings.Contains(m.Message, "checksum verification failed") {
+	if m.Code == codeDataCorrupted {
 		s.checksumFailures = append(s.checksumFailures, m.Message)
 		return
 	}
@@ -230,7 +216,7 @@ func (s *Stream) Notices() []string { return s.notices }
 var ErrChecksum = errors.New("data page checksum verification failed")
 
 func (s *Stream) serverError(pe *pgconn.PgError) error {
-	if len(s.checksumFailures) > 0 || strings.Contains(pe.Message, "checksum verification fail") {
+	if len(s.checksumFailures) > 0 || pe.Code == codeDataCorrupted {
 		files := s.checksumFailures
 		const show = 5
 		more := ""
