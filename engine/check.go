@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgward/pgward/internal/cmdline"
 	"github.com/pgward/pgward/internal/pgserver"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/restore"
@@ -281,131 +282,11 @@ func (s *checkSession) checkSettings(ctx context.Context) error {
 // ArchiveCommandLine is the postgresql.conf line that archives with program
 // into repos under cluster, quoted for the shell and for the file.
 func ArchiveCommandLine(program string, repos []string, cluster string) string {
-	args := []string{program, "archive-push"}
-	for _, r := range repos {
-		args = append(args, "--repo", r)
-	}
+	inv := cmdline.Invocation{Program: program, Command: "archive-push", Repos: repos, Args: []string{"%p"}}
 	if cluster != "main" {
-		args = append(args, "--cluster", cluster)
+		inv.Cluster = cluster
 	}
-	for i, a := range args {
-		args[i] = shellQuote(a)
-	}
-	cmd := strings.Join(args, " ") + " %p"
-	return "archive_command = '" + strings.ReplaceAll(cmd, "'", "''") + "'"
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// shellFields splits a command line the way sh would for plain words: blanks
-// separate, quotes and backslashes group. Operators (&&, ;, |) stay words,
-// which is all CheckArchiveCommand needs.
-func shellFields(s string) []string {
-	var out []string
-	var cur strings.Builder
-	inWord := false
-	var quote rune
-	rs := []rune(s)
-	for i := 0; i < len(rs); i++ {
-		r := rs[i]
-		switch {
-		case quote == '\'':
-			if r == '\'' {
-				quote = 0
-			} else {
-				cur.WriteRune(r)
-			}
-		case quote == '"':
-			if r == '"' {
-				quote = 0
-			} else if r == '\\' && i+1 < len(rs) && strings.ContainsRune(`"\$`+"`", rs[i+1]) {
-				i++
-				cur.WriteRune(rs[i])
-			} else {
-				cur.WriteRune(r)
-			}
-		case r == '\'' || r == '"':
-			quote, inWord = r, true
-		case r == '\\' && i+1 < len(rs):
-			i++
-			cur.WriteRune(rs[i])
-			inWord = true
-		case r == ' ' || r == '\t' || r == '\n':
-			if inWord {
-				out = append(out, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteRune(r)
-			inWord = true
-		}
-	}
-	if inWord {
-		out = append(out, cur.String())
-	}
-	return out
-}
-
-// archiveCommand is what an archive_command tells pgward archive-push.
-type archiveCommand struct {
-	push, path bool
-	repos      []string
-	cluster    string
-	hasCluster bool
-	config     string
-	hasConfig  bool
-}
-
-func parseArchiveCommand(cmd string) archiveCommand {
-	var a archiveCommand
-	f := shellFields(cmd)
-	value := func(i int, name string) (string, bool) {
-		if v, ok := strings.CutPrefix(f[i], name+"="); ok {
-			return v, true
-		}
-		if f[i] == name && i+1 < len(f) {
-			return f[i+1], true
-		}
-		return "", false
-	}
-	for i, w := range f {
-		switch {
-		case w == "archive-push":
-			a.push = true
-		case strings.Contains(w, "%p"):
-			a.path = true
-		}
-		if v, ok := value(i, "--repo"); ok {
-			a.repos = append(a.repos, v)
-		}
-		if v, ok := value(i, "--cluster"); ok {
-			a.cluster, a.hasCluster = v, true
-		}
-		if v, ok := value(i, "--config"); ok {
-			a.config, a.hasConfig = v, true
-		}
-		// Settings given as environment assignments in front of the command.
-		if v, ok := strings.CutPrefix(w, "PGWARD_REPO="); ok && len(a.repos) == 0 {
-			for _, p := range strings.Split(v, ",") {
-				if p = strings.TrimSpace(p); p != "" {
-					a.repos = append(a.repos, p)
-				}
-			}
-		}
-		if v, ok := strings.CutPrefix(w, "PGWARD_CLUSTER="); ok && !a.hasCluster {
-			a.cluster, a.hasCluster = v, true
-		}
-		if v, ok := strings.CutPrefix(w, "PGWARD_CONFIG="); ok && !a.hasConfig {
-			a.config, a.hasConfig = v, true
-		}
-	}
-	return a
+	return cmdline.Conf("archive_command", inv.Build())
 }
 
 // CheckArchiveCommand compares an archive_command with the repositories and
@@ -413,32 +294,32 @@ func parseArchiveCommand(cmd string) archiveCommand {
 // warnings for what the command leaves to a config file or the server's
 // environment, which check cannot see.
 func CheckArchiveCommand(cmd string, repos []string, cluster string) (warnings []string, err error) {
-	a := parseArchiveCommand(cmd)
-	if !a.push {
+	a := cmdline.Parse(cmd)
+	if a.Command != "archive-push" {
 		return nil, fmt.Errorf("the archive_command does not run pgward archive-push (it is %q)", cmd)
 	}
-	if !a.path {
+	if !slices.Contains(a.Args, "%p") {
 		return nil, fmt.Errorf("the archive_command does not pass the WAL file's path to archive-push: it has no %%p (it is %q)", cmd)
 	}
-	if len(a.repos) > 0 {
+	if len(a.Repos) > 0 {
 		for _, want := range repos {
-			if !slices.ContainsFunc(a.repos, func(have string) bool { return sameRepo(have, want) }) {
-				return nil, fmt.Errorf("the archive_command does not use this repository: it archives to %s, not to %s (it is %q)", strings.Join(a.repos, ", "), want, cmd)
+			if !slices.ContainsFunc(a.Repos, func(have string) bool { return sameRepo(have, want) }) {
+				return nil, fmt.Errorf("the archive_command does not use this repository: it archives to %s, not to %s (it is %q)", strings.Join(a.Repos, ", "), want, cmd)
 			}
 		}
 	} else {
 		src := "PGWARD_REPO in the server's environment or /etc/pgward/pgward.toml"
-		if a.hasConfig {
-			src = "the config file " + a.config
+		if a.Config != "" {
+			src = "the config file " + a.Config
 		}
 		warnings = append(warnings, fmt.Sprintf("the archive_command takes its repositories from %s, which check cannot compare with --repo; the test segment arriving is the proof", src))
 	}
 	switch {
-	case a.hasCluster && a.cluster != cluster:
-		return nil, fmt.Errorf("the archive_command archives as cluster %q, not %q (it is %q): fix its --cluster, or check with --cluster %s", a.cluster, cluster, cmd, a.cluster)
-	case a.hasCluster:
-	case a.hasConfig:
-		warnings = append(warnings, fmt.Sprintf("the archive_command takes its cluster name from the config file %s (default-cluster, else \"main\"); check assumes %q", a.config, cluster))
+	case a.Cluster != "" && a.Cluster != cluster:
+		return nil, fmt.Errorf("the archive_command archives as cluster %q, not %q (it is %q): fix its --cluster, or check with --cluster %s", a.Cluster, cluster, cmd, a.Cluster)
+	case a.Cluster != "":
+	case a.Config != "":
+		warnings = append(warnings, fmt.Sprintf("the archive_command takes its cluster name from the config file %s (default-cluster, else \"main\"); check assumes %q", a.Config, cluster))
 	case cluster != "main":
 		return nil, fmt.Errorf("the archive_command gives no --cluster, so it archives as cluster \"main\", not %q (it is %q): add --cluster %s to it", cluster, cmd, cluster)
 	}

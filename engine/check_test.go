@@ -3,24 +3,9 @@ package engine
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
-
-func TestShellFields(t *testing.T) {
-	cases := map[string][]string{
-		`pgward archive-push --repo /a %p`:               {"pgward", "archive-push", "--repo", "/a", "%p"},
-		`  x  'a b'  "c \"d\" \n"  e\ f `:                {"x", "a b", `c "d" \n`, "e f"},
-		`test ! -f /x/%f && /bin/pgward archive-push %p`: {"test", "!", "-f", "/x/%f", "&&", "/bin/pgward", "archive-push", "%p"},
-		`''`: {""},
-	}
-	for in, want := range cases {
-		if got := shellFields(in); !reflect.DeepEqual(got, want) {
-			t.Errorf("shellFields(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
 
 func TestArchiveCommandLine(t *testing.T) {
 	got := ArchiveCommandLine("/usr/bin/pgward", []string{"/srv/backup", "/mnt/it's here"}, "main")

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgward/pgward/internal/cmdline"
 	"github.com/pgward/pgward/restore"
 	"github.com/spf13/cobra"
 )
@@ -200,47 +201,30 @@ func restoreCommand(cmd *cobra.Command) (string, error) {
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return "", err
 	}
-	args := []string{exe, "archive-get"}
 	f := cmd.Flags()
+	inv := cmdline.Invocation{Program: exe, Command: "archive-get", Args: []string{"%f", "%p"}}
 	if c, _ := f.GetString("config"); c != "" {
-		abs, _ := filepath.Abs(c)
-		args = append(args, "--config", abs)
+		inv.Config, _ = filepath.Abs(c)
 	}
 	specs, _ := f.GetStringArray("repo")
 	for _, s := range specs {
 		if !strings.Contains(s, "://") {
 			s, _ = filepath.Abs(s)
 		}
-		args = append(args, "--repo", s)
+		inv.Repos = append(inv.Repos, s)
 	}
-	cluster, _ := f.GetString("cluster")
-	args = append(args, "--cluster", cluster)
+	inv.Cluster, _ = f.GetString("cluster")
 	if p, _ := f.GetString("passphrase-file"); p != "" {
-		abs, _ := filepath.Abs(p)
-		args = append(args, "--passphrase-file", abs)
+		inv.PassphraseFile, _ = filepath.Abs(p)
 	}
-	if p, _ := f.GetString("passphrase-command"); p != "" {
-		args = append(args, "--passphrase-command", p)
-	}
+	inv.PassphraseCommand, _ = f.GetString("passphrase-command")
 	// The S3 options too (set here, in the environment or in the file: the server has
 	// neither this environment nor, perhaps, --config). Credentials are not options: the
 	// server gets them from its own environment or AWS shared config.
 	for _, n := range s3FlagNames {
 		if fl := f.Lookup(n); fl != nil && fl.Changed {
-			args = append(args, "--"+n+"="+fl.Value.String())
+			inv.Options = append(inv.Options, cmdline.Option{Name: n, Value: fl.Value.String()})
 		}
 	}
-	var q []string
-	for _, a := range args {
-		q = append(q, shellQuote(a))
-	}
-	return strings.Join(q, " ") + " %f %p", nil
-}
-
-// shellQuote quotes one word for /bin/sh, which PostgreSQL runs restore_command with.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return inv.Build(), nil
 }
