@@ -1,23 +1,14 @@
 package engine
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"log/slog"
-	"path"
 	"runtime"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/internal/pgserver"
 	"github.com/pgward/pgward/internal/pgserver/basebackup"
@@ -58,28 +49,76 @@ type BackupResult struct {
 // maxServerManifest bounds the server's backup_manifest held in memory.
 const maxServerManifest = 1 << 30
 
-// fileState is one entry being received; ids[r] are its chunk IDs in repository r.
-type fileState struct {
-	entry repo.File
-	ids   [][]repo.Hash
-}
-
-type chunkJob struct {
-	f    *fileState
-	idx  int
-	buf  *[]byte
-	size int
-}
-
 // Backup takes a base backup of the server at o.Conn and stores it in every
 // repository in repos. It returns only after each repository has committed the
 // backup's manifest; on any error nothing is committed in any of them.
 func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupResult, error) {
+	chunkSize, err := o.check(repos)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	began := time.Now()
+	conn, err := pgserver.ConnectReplication(ctx, o.Conn, "pgward")
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	facts, err := identifyServer(ctx, conn, repos, o.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	unlock, err := lockCluster(ctx, repos, o.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	defer unlock()
+	store, id, err := prepareStore(ctx, repos, o, began)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	label := o.Label
+	if label == "" {
+		label = "pgward " + id
+	}
+
+	o.Log.Info("backup starting", "cluster", o.Cluster, "backup", id, "system_identifier", facts.SystemIDString, "pg_version", facts.Version.Num, "jobs", o.Jobs, "compress", o.Codec.String())
+	stream, err := basebackup.Start(ctx, conn, facts.Version.Major, basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate})
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	startTime := time.Now().UTC()
+	got, err := pipeline(ctx, stream, store, chunkSize, o)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	for _, n := range stream.Notices() {
+		o.Log.Debug("server notice", "message", n)
+	}
+	meta := repo.Manifest{
+		ID: id, Cluster: o.Cluster, SystemIdentifier: facts.SystemIDString, PGVersion: facts.Version.Num,
+		Timeline: uint32(stream.Timeline), StartLSN: stream.StartLSN.String(), StopLSN: got.stopLSN.String(),
+		StartTime: startTime, StopTime: time.Now().UTC(), Label: label, Compress: o.Codec.String(), ChunkSize: chunkSize,
+		DBBytes: got.total, WALFiles: got.walFiles, Tablespaces: got.tbs,
+	}
+	if got.stopTLI != 0 && uint32(got.stopTLI) != meta.Timeline {
+		o.Log.Warn("timeline changed during the backup", "start_timeline", meta.Timeline, "stop_timeline", got.stopTLI)
+	}
+	manifests, err := commit(ctx, repos, meta, got.files, store)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	res := &BackupResult{Manifests: manifests, Received: got.total, Stored: store.stored[0].Load(), Duration: time.Since(began)}
+	o.Log.Info("backup committed", "backup", id, "received_bytes", got.total, "stored_bytes", res.Stored, "duration", res.Duration.Round(time.Millisecond))
+	return res, nil
+}
+
+// check fills in defaults and returns the repositories' common chunk size.
+func (o *BackupOptions) check(repos []*repo.Repo) (int, error) {
 	if len(repos) == 0 {
-		return nil, errors.New("backup: no repository given")
+		return 0, errors.New("no repository given")
 	}
 	if err := repo.ValidClusterName(o.Cluster); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return 0, err
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
@@ -93,84 +132,77 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	chunkSize := repos[0].Config().ChunkSize
 	for _, r := range repos[1:] {
 		if r.Config().ChunkSize != chunkSize {
-			return nil, fmt.Errorf("backup: repositories %s and %s use different chunk sizes (%d and %d); they cannot be written in one backup", repos[0], r, chunkSize, r.Config().ChunkSize)
+			return 0, fmt.Errorf("repositories %s and %s use different chunk sizes (%d and %d); they cannot be written in one backup", repos[0], r, chunkSize, r.Config().ChunkSize)
 		}
 	}
-	began := time.Now()
+	return chunkSize, nil
+}
 
-	conn, err := pgserver.ConnectReplication(ctx, o.Conn, "pgward")
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-
+// identifyServer learns the server's facts and checks them against (or records
+// them as) each repository's record of the cluster.
+func identifyServer(ctx context.Context, conn *pgconn.PgConn, repos []*repo.Repo, cluster string) (pgserver.Facts, error) {
 	facts, err := pgserver.Identify(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return facts, err
 	}
 	if facts.WALLevel == "minimal" {
-		return nil, fmt.Errorf("backup: the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
+		return facts, fmt.Errorf("the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
 	}
-	pgVersion := facts.Version.Num
-	ident := repo.Identity{Cluster: o.Cluster, SystemIdentifier: facts.SystemIDString, PGMajor: facts.Version.Major, WALSegSize: facts.SegSize}
+	ident := repo.Identity{Cluster: cluster, SystemIdentifier: facts.SystemIDString, PGMajor: facts.Version.Major, WALSegSize: facts.SegSize}
 	for _, r := range repos {
 		if err := r.EnsureIdentity(ctx, ident); err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
+			return facts, err
 		}
 	}
+	return facts, nil
+}
 
-	// One backup per cluster at a time, in every repository.
+// lockCluster takes the backup lock of the cluster in every repository: one
+// backup per cluster at a time.
+func lockCluster(ctx context.Context, repos []*repo.Repo, cluster string) (unlock func(), err error) {
 	var locks []*repo.Lock
-	defer func() {
+	unlock = func() {
 		for _, l := range locks {
 			_ = l.Unlock(context.WithoutCancel(ctx))
 		}
-	}()
+	}
 	for _, r := range repos {
-		l, err := r.Lock(ctx, o.Cluster, "backup")
+		l, err := r.Lock(ctx, cluster, "backup")
 		if err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
+			unlock()
+			return nil, err
 		}
 		locks = append(locks, l)
 	}
+	return unlock, nil
+}
 
-	// Seed each repository's known-chunk set from its newest backup of this
-	// cluster: those chunks are stored (a manifest is written only after its
-	// chunks), so an unchanged file costs a hash and nothing else.
-	known := make([]*sync.Map, len(repos))
+// prepareStore makes the chunk store, seeded with each repository's newest backup
+// of the cluster (an unchanged file then costs a hash and nothing else), and picks
+// the new backup's ID.
+func prepareStore(ctx context.Context, repos []*repo.Repo, o BackupOptions, began time.Time) (*chunkStore, string, error) {
+	store := newChunkStore(repos, o.Codec, o.Jobs)
 	var prevIDs []string
 	for i, r := range repos {
-		known[i] = new(sync.Map)
 		ids, err := r.BackupIDs(ctx, o.Cluster)
 		if err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
+			return nil, "", err
 		}
 		if len(ids) > 0 {
 			prev, err := r.Manifest(ctx, o.Cluster, ids[len(ids)-1])
 			if err != nil {
-				return nil, fmt.Errorf("backup: reading the previous backup: %w", err)
+				return nil, "", fmt.Errorf("reading the previous backup: %w", err)
 			}
-			for _, f := range prev.Files {
-				for _, c := range f.Chunks {
-					known[i].Store(c, struct{}{})
-				}
-			}
+			store.seed(i, prev)
 		}
 		prevIDs = append(prevIDs, ids...)
 	}
-	id := newBackupID(began, prevIDs)
-	label := o.Label
-	if label == "" {
-		label = "pgward " + id
-	}
+	return store, newBackupID(began, prevIDs), nil
+}
 
-	o.Log.Info("backup starting", "cluster", o.Cluster, "backup", id, "system_identifier", facts.SystemIDString, "pg_version", pgVersion, "jobs", o.Jobs, "compress", o.Codec.String())
-	stream, err := basebackup.Start(ctx, conn, facts.Version.Major, basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate})
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	startTime := time.Now().UTC()
-
+// pipeline runs the source and the chunk store, joined by a bounded channel;
+// any error cancels both.
+func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunkSize int, o BackupOptions) (*received, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan chunkJob, o.Jobs)
 	pool := make(chan *[]byte, 2*o.Jobs+2)
@@ -178,238 +210,38 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		b := make([]byte, 0, chunkSize)
 		pool <- &b
 	}
-	stored := make([]atomic.Int64, len(repos))
-	// Storing is I/O: local Puts wait on fsync, S3 Puts on the network. It runs
-	// in its own goroutines, more of them than CPU workers, so the CPUs keep
-	// sealing while writes wait, and concurrent fsyncs share journal commits.
-	// Each sealed object travels in a buffer from a fixed pool, so memory stays
-	// bounded: (jobs + writers) sealed objects at most.
-	writers := max(4, 2*o.Jobs)
-	type storeJob struct {
-		ri  int
-		id  repo.Hash
-		buf *repo.ChunkBuffers
-	}
-	stores := make(chan storeJob, writers)
-	sealPool := make(chan *repo.ChunkBuffers, o.Jobs+writers)
-	for range cap(sealPool) {
-		sealPool <- new(repo.ChunkBuffers)
-	}
-	for range writers {
-		g.Go(func() error {
-			for s := range stores {
-				n, err := repos[s.ri].StoreChunk(gctx, s.id, s.buf.Sealed())
-				sealPool <- s.buf
-				if err != nil {
-					return err
-				}
-				stored[s.ri].Add(n)
-			}
-			return nil
-		})
-	}
-	var workerWG sync.WaitGroup
-	for range o.Jobs {
-		workerWG.Add(1)
-		g.Go(func() error {
-			defer workerWG.Done()
-			for j := range jobs {
-				data := (*j.buf)[:j.size]
-				for ri, r := range repos {
-					h := r.ContentHash(data)
-					j.f.ids[ri][j.idx] = h
-					if _, seen := known[ri].LoadOrStore(h, struct{}{}); seen {
-						continue
-					}
-					has, err := r.HasChunk(gctx, h)
-					if err != nil {
-						return err
-					}
-					if has {
-						continue
-					}
-					var sb *repo.ChunkBuffers
-					select {
-					case sb = <-sealPool:
-					case <-gctx.Done():
-						return gctx.Err()
-					}
-					if _, err := r.SealChunk(h, data, o.Codec, sb); err != nil {
-						return err
-					}
-					select {
-					case stores <- storeJob{ri: ri, id: h, buf: sb}:
-					case <-gctx.Done():
-						return gctx.Err()
-					}
-				}
-				pool <- j.buf
-			}
-			return nil
-		})
-	}
-	// The writers stop when every worker is done.
-	go func() {
-		workerWG.Wait()
-		close(stores)
-	}()
-
-	var (
-		files     []*fileState
-		received  = map[string]receivedFile{}
-		total     int64
-		walFiles  int
-		serverMan []byte
-		stopLSN   pglogrepl.LSN
-		stopTLI   int32
-		tbs       []repo.Tablespace
-	)
-	g.Go(func() error {
-		defer close(jobs)
-		// send cuts one file's data into chunks and hands them to the workers.
-		send := func(f *fileState, r io.Reader, size int64) (uint32, error) {
-			n := int((size + int64(chunkSize) - 1) / int64(chunkSize))
-			for ri := range repos {
-				f.ids[ri] = make([]repo.Hash, n)
-			}
-			crc := crc32.New(castagnoli)
-			for i := range n {
-				var buf *[]byte
-				select {
-				case buf = <-pool:
-				case <-gctx.Done():
-					return 0, gctx.Err()
-				}
-				want := int(min(int64(chunkSize), size-int64(i)*int64(chunkSize)))
-				b := (*buf)[:want]
-				if _, err := io.ReadFull(r, b); err != nil {
-					pool <- buf
-					return 0, fmt.Errorf("reading %s from the server: %w", f.entry.Path, err)
-				}
-				crc.Write(b)
-				total += int64(want)
-				select {
-				case jobs <- chunkJob{f: f, idx: i, buf: buf, size: want}:
-				case <-gctx.Done():
-					return 0, gctx.Err()
-				}
-				if o.Progress != nil {
-					o.Progress(total)
-				}
-			}
-			return crc.Sum32(), nil
-		}
-		for {
-			a, err := stream.Next(gctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			prefix := ""
-			if a.Tablespace.OID != 0 {
-				prefix = "pg_tblspc/" + strconv.FormatUint(uint64(a.Tablespace.OID), 10) + "/"
-				tbs = append(tbs, repo.Tablespace{OID: a.Tablespace.OID, Location: a.Tablespace.Location})
-			}
-			tr := tar.NewReader(a.R)
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					return fmt.Errorf("reading the tar stream of %s: %w", archiveName(a.Tablespace), err)
-				}
-				name := strings.TrimSuffix(path.Clean(strings.TrimPrefix(h.Name, "./")), "/")
-				if name == "." {
-					continue
-				}
-				f := &fileState{entry: repo.File{Path: prefix + name, Mode: h.FileInfo().Mode().Perm(), MTime: h.ModTime.UTC()}, ids: make([][]repo.Hash, len(repos))}
-				switch h.Typeflag {
-				case tar.TypeDir:
-					f.entry.Type = repo.TypeDir
-				case tar.TypeSymlink:
-					f.entry.Type = repo.TypeSymlink
-					f.entry.Target = h.Linkname
-				case tar.TypeReg, tar.TypeRegA:
-					f.entry.Type = repo.TypeFile
-					f.entry.Size = h.Size
-					crc, err := send(f, tr, h.Size)
-					if err != nil {
-						return err
-					}
-					received[f.entry.Path] = receivedFile{size: h.Size, crc32: crc}
-					if strings.HasPrefix(f.entry.Path, "pg_wal/") {
-						walFiles++
-					}
-				default:
-					return fmt.Errorf("%s: unexpected tar entry type %q in the server's stream", f.entry.Path, h.Typeflag)
-				}
-				files = append(files, f)
-			}
-		}
-		serverMan, err = stream.Manifest(gctx, maxServerManifest)
-		if err != nil {
-			return err
-		}
-		stopLSN, stopTLI, err = stream.Finish(gctx)
-		if err != nil {
-			return err
-		}
-		if err := verifyAgainstServerManifest(serverMan, received); err != nil {
-			return err
-		}
-		// Keep the server's manifest with the backup: restore writes it back so
-		// pg_verifybackup can check the restored directory.
-		mf := &fileState{entry: repo.File{Path: "backup_manifest", Type: repo.TypeFile, Mode: 0o600, MTime: time.Now().UTC(), Size: int64(len(serverMan))}, ids: make([][]repo.Hash, len(repos))}
-		if _, err := send(mf, bytes.NewReader(serverMan), int64(len(serverMan))); err != nil {
-			return err
-		}
-		files = append(files, mf)
-		return nil
+	store.start(gctx, g, jobs, pool)
+	src := &source{stream: stream, chunkSize: chunkSize, repos: len(store.repos), pool: pool, jobs: jobs, progress: o.Progress}
+	var got *received
+	g.Go(func() (err error) {
+		got, err = src.run(gctx)
+		return err
 	})
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("backup %s: %w", id, err)
+		return nil, err
 	}
-	stopTime := time.Now().UTC()
+	return got, nil
+}
 
-	res := &BackupResult{Received: total, Stored: stored[0].Load(), Duration: time.Since(began)}
+// commit writes each repository's manifest: the last step, after every chunk it
+// names is durable (the chunk store has finished), so a crash before it leaves
+// garbage and never a listed-but-broken backup.
+func commit(ctx context.Context, repos []*repo.Repo, meta repo.Manifest, files []*fileState, store *chunkStore) ([]*repo.Manifest, error) {
+	var out []*repo.Manifest
 	for ri, r := range repos {
-		m := &repo.Manifest{
-			ID: id, Cluster: o.Cluster, SystemIdentifier: facts.SystemIDString, PGVersion: pgVersion,
-			Timeline: uint32(stream.Timeline), StartLSN: stream.StartLSN.String(), StopLSN: stopLSN.String(),
-			StartTime: startTime, StopTime: stopTime, Label: label, Compress: o.Codec.String(), ChunkSize: chunkSize,
-			DBBytes: total, StoredBytes: stored[ri].Load(), WALFiles: walFiles, Tablespaces: tbs,
-		}
-		if stopTLI != 0 && uint32(stopTLI) != m.Timeline {
-			o.Log.Warn("timeline changed during the backup", "start_timeline", m.Timeline, "stop_timeline", stopTLI)
-		}
+		m := meta
+		m.StoredBytes = store.stored[ri].Load()
 		m.Files = make([]repo.File, len(files))
 		for i, f := range files {
 			m.Files[i] = f.entry
 			m.Files[i].Chunks = f.ids[ri]
 		}
-		// Commit: everything the manifest names is durable by now.
-		if err := r.PutManifest(ctx, m); err != nil {
-			return nil, fmt.Errorf("backup %s: %w", id, err)
+		if err := r.PutManifest(ctx, &m); err != nil {
+			return nil, err
 		}
-		res.Manifests = append(res.Manifests, m)
+		out = append(out, &m)
 	}
-	for _, n := range stream.Notices() {
-		o.Log.Debug("server notice", "message", n)
-	}
-	o.Log.Info("backup committed", "backup", id, "received_bytes", total, "stored_bytes", res.Stored, "duration", res.Duration.Round(time.Millisecond))
-	return res, nil
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func archiveName(t basebackup.Tablespace) string {
-	if t.OID == 0 {
-		return "the main data directory"
-	}
-	return fmt.Sprintf("tablespace %d (%s)", t.OID, t.Location)
+	return out, nil
 }
 
 // newBackupID names a backup by its start time in UTC; IDs sort by time, which

@@ -76,8 +76,8 @@ type Stream struct {
 	done     bool // CopyDone of the last CopyOutResponse seen
 	ended    bool // the current archive (or the manifest) has ended
 
-	checksumFailures []string
-	notices          []string
+	warnings []string
+	notices  []string
 }
 
 // Start sends BASE_BACKUP to a server of the given major version
@@ -194,13 +194,17 @@ func (s *Stream) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
 	}
 }
 
-// codeDataCorrupted is ERRCODE_DATA_CORRUPTED, which the server gives each
-// page-checksum WARNING and the final ERROR of a base backup that met any.
+// codeDataCorrupted is ERRCODE_DATA_CORRUPTED, the SQLSTATE of the ERROR that
+// ends a base backup which met pages with a wrong checksum. The WARNINGs naming
+// each page carry no code of their own, so they are kept by severity (the
+// unlocalized one) and shown with that ERROR, in whatever language they are.
 const codeDataCorrupted = "XX001"
 
 func (s *Stream) notice(m *pgproto3.NoticeResponse) {
-	if m.Code == codeDataCorrupted {
-		s.checksumFailures = append(s.checksumFailures, m.Message)
+	if m.SeverityUnlocalized == "WARNING" || m.SeverityUnlocalized == "" && m.Severity == "WARNING" {
+		if len(s.warnings) < 100 {
+			s.warnings = append(s.warnings, m.Message)
+		}
 		return
 	}
 	if len(s.notices) < 100 {
@@ -208,7 +212,7 @@ func (s *Stream) notice(m *pgproto3.NoticeResponse) {
 	}
 }
 
-// Notices returns the server's notices seen so far (other than checksum failures).
+// Notices returns the server's notices seen so far (other than warnings).
 func (s *Stream) Notices() []string { return s.notices }
 
 // ErrChecksum is wrapped by the error returned when the server found pages whose
@@ -216,8 +220,8 @@ func (s *Stream) Notices() []string { return s.notices }
 var ErrChecksum = errors.New("data page checksum verification failed")
 
 func (s *Stream) serverError(pe *pgconn.PgError) error {
-	if len(s.checksumFailures) > 0 || pe.Code == codeDataCorrupted {
-		files := s.checksumFailures
+	if pe.Code == codeDataCorrupted {
+		files := s.warnings
 		const show = 5
 		more := ""
 		if len(files) > show {
@@ -452,9 +456,6 @@ func (s *Stream) Finish(ctx context.Context) (pglogrepl.LSN, int32, error) {
 		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
 			break
 		}
-	}
-	if len(s.checksumFailures) > 0 {
-		return 0, 0, s.serverError(&pgconn.PgError{Message: "checksum verification failure during base backup"})
 	}
 	return lsn, int32(tli), nil
 }

@@ -1,0 +1,199 @@
+package engine
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/pgward/pgward/internal/pgserver/basebackup"
+	"github.com/pgward/pgward/repo"
+)
+
+// The source stage of a backup: it reads the server's BASE_BACKUP answer (one tar
+// stream per tablespace, then the server's backup_manifest and the stop position),
+// turns every tar entry into a manifest entry, and cuts regular files into chunks
+// for the chunk store. It owns the connection, so it runs on one goroutine; it
+// keeps its work cheap (a copy and a CRC) so the cores go to the chunk store and
+// the walsender.
+
+// backupStream is what the source reads: basebackup.Stream, or a test's tar archives.
+type backupStream interface {
+	Next(ctx context.Context) (basebackup.Archive, error)
+	Manifest(ctx context.Context, limit int64) ([]byte, error)
+	Finish(ctx context.Context) (pglogrepl.LSN, int32, error)
+}
+
+// fileState is one entry being received; ids[r] are its chunk IDs in repository r.
+type fileState struct {
+	entry repo.File
+	ids   [][]repo.Hash
+}
+
+// chunkJob is one chunk of a file for the chunk store, in a buffer of the pool.
+type chunkJob struct {
+	f    *fileState
+	idx  int
+	buf  *[]byte
+	size int
+}
+
+// received is what the source found in the stream.
+type received struct {
+	files    []*fileState
+	total    int64 // bytes of file data
+	walFiles int
+	tbs      []repo.Tablespace
+	stopLSN  pglogrepl.LSN
+	stopTLI  int32
+}
+
+// source cuts the stream into chunk jobs. Buffers come from pool and go back to it
+// from the chunk store, which bounds memory: the source blocks when all are in use.
+type source struct {
+	stream    backupStream
+	chunkSize int
+	repos     int
+	pool      chan *[]byte
+	jobs      chan<- chunkJob
+	progress  func(received int64)
+
+	got   received
+	files map[string]receivedFile
+}
+
+// run reads the whole stream, checks every file against the server's own
+// backup_manifest (size and CRC32C), and keeps that manifest as a file of the
+// backup (restore writes it back, so pg_verifybackup can check the result).
+func (s *source) run(ctx context.Context) (*received, error) {
+	defer close(s.jobs)
+	s.files = map[string]receivedFile{}
+	for {
+		a, err := s.stream.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := s.archive(ctx, a); err != nil {
+			return nil, err
+		}
+	}
+	serverMan, err := s.stream.Manifest(ctx, maxServerManifest)
+	if err != nil {
+		return nil, err
+	}
+	if s.got.stopLSN, s.got.stopTLI, err = s.stream.Finish(ctx); err != nil {
+		return nil, err
+	}
+	if err := verifyAgainstServerManifest(serverMan, s.files); err != nil {
+		return nil, err
+	}
+	mf := s.newFile(repo.File{Path: "backup_manifest", Type: repo.TypeFile, Mode: 0o600, MTime: time.Now().UTC(), Size: int64(len(serverMan))})
+	if _, err := s.send(ctx, mf, bytes.NewReader(serverMan), int64(len(serverMan))); err != nil {
+		return nil, err
+	}
+	s.got.files = append(s.got.files, mf)
+	return &s.got, nil
+}
+
+func (s *source) newFile(e repo.File) *fileState {
+	return &fileState{entry: e, ids: make([][]repo.Hash, s.repos)}
+}
+
+// archive reads one tablespace's tar stream.
+func (s *source) archive(ctx context.Context, a basebackup.Archive) error {
+	prefix := ""
+	if a.Tablespace.OID != 0 {
+		prefix = "pg_tblspc/" + strconv.FormatUint(uint64(a.Tablespace.OID), 10) + "/"
+		s.got.tbs = append(s.got.tbs, repo.Tablespace{OID: a.Tablespace.OID, Location: a.Tablespace.Location})
+	}
+	tr := tar.NewReader(a.R)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the tar stream of %s: %w", archiveName(a.Tablespace), err)
+		}
+		name := strings.TrimSuffix(path.Clean(strings.TrimPrefix(h.Name, "./")), "/")
+		if name == "." {
+			continue
+		}
+		f := s.newFile(repo.File{Path: prefix + name, Mode: h.FileInfo().Mode().Perm(), MTime: h.ModTime.UTC()})
+		switch h.Typeflag {
+		case tar.TypeDir:
+			f.entry.Type = repo.TypeDir
+		case tar.TypeSymlink:
+			f.entry.Type = repo.TypeSymlink
+			f.entry.Target = h.Linkname
+		case tar.TypeReg, tar.TypeRegA:
+			f.entry.Type = repo.TypeFile
+			f.entry.Size = h.Size
+			crc, err := s.send(ctx, f, tr, h.Size)
+			if err != nil {
+				return err
+			}
+			s.files[f.entry.Path] = receivedFile{size: h.Size, crc32: crc}
+			if strings.HasPrefix(f.entry.Path, "pg_wal/") {
+				s.got.walFiles++
+			}
+		default:
+			return fmt.Errorf("%s: unexpected tar entry type %q in the server's stream", f.entry.Path, h.Typeflag)
+		}
+		s.got.files = append(s.got.files, f)
+	}
+}
+
+// send cuts one file's data into chunks and hands them to the chunk store.
+func (s *source) send(ctx context.Context, f *fileState, r io.Reader, size int64) (uint32, error) {
+	chunkSize := int64(s.chunkSize)
+	n := int((size + chunkSize - 1) / chunkSize)
+	for ri := range f.ids {
+		f.ids[ri] = make([]repo.Hash, n)
+	}
+	crc := crc32.New(castagnoli)
+	for i := range n {
+		var buf *[]byte
+		select {
+		case buf = <-s.pool:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		want := int(min(chunkSize, size-int64(i)*chunkSize))
+		b := (*buf)[:want]
+		if _, err := io.ReadFull(r, b); err != nil {
+			s.pool <- buf
+			return 0, fmt.Errorf("reading %s from the server: %w", f.entry.Path, err)
+		}
+		crc.Write(b)
+		s.got.total += int64(want)
+		select {
+		case s.jobs <- chunkJob{f: f, idx: i, buf: buf, size: want}:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		if s.progress != nil {
+			s.progress(s.got.total)
+		}
+	}
+	return crc.Sum32(), nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func archiveName(t basebackup.Tablespace) string {
+	if t.OID == 0 {
+		return "the main data directory"
+	}
+	return fmt.Sprintf("tablespace %d (%s)", t.OID, t.Location)
+}
