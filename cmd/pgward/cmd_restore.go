@@ -203,7 +203,11 @@ func restoreCommand(cmd *cobra.Command) (string, error) {
 	}
 	f := cmd.Flags()
 	inv := cmdline.Invocation{Program: exe, Command: "archive-get", Args: []string{"%f", "%p"}}
-	if c, _ := f.GetString("config"); c != "" {
+	c, _ := f.GetString("config")
+	if c == "" {
+		c = os.Getenv(envName("config")) // the server does not have this environment
+	}
+	if c != "" {
 		inv.Config, _ = filepath.Abs(c)
 	}
 	specs, _ := f.GetStringArray("repo")
