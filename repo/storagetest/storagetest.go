@@ -100,12 +100,12 @@ func checkContent(t *testing.T, st repo.Storage, name string, want []byte) {
 	if got := get(t, st, name); !bytes.Equal(got, want) {
 		t.Fatalf("Get(%q) returned %d bytes that differ from the %d bytes put", name, len(got), len(want))
 	}
-	size, err := st.Stat(t.Context(), name)
+	info, err := st.Stat(t.Context(), name)
 	if err != nil {
 		t.Fatalf("Stat(%q): %v", name, err)
 	}
-	if size != int64(len(want)) {
-		t.Fatalf("Stat(%q) = %d, want %d", name, size, len(want))
+	if info.Size != int64(len(want)) {
+		t.Fatalf("Stat(%q) reports size %d, want %d", name, info.Size, len(want))
 	}
 }
 
@@ -117,8 +117,8 @@ type listed struct {
 func list(t *testing.T, st repo.Storage, prefix string) []listed {
 	t.Helper()
 	var got []listed
-	err := st.List(t.Context(), prefix, func(name string, size int64) error {
-		got = append(got, listed{name, size})
+	err := st.List(t.Context(), prefix, func(o repo.ObjectInfo) error {
+		got = append(got, listed{o.Name, o.Size})
 		return nil
 	})
 	if err != nil {
@@ -380,8 +380,8 @@ func testListStop(t *testing.T, st repo.Storage) {
 	}
 	stop := errors.New("stop here")
 	var seen []string
-	err := st.List(t.Context(), "s/", func(name string, size int64) error {
-		seen = append(seen, name)
+	err := st.List(t.Context(), "s/", func(o repo.ObjectInfo) error {
+		seen = append(seen, o.Name)
 		if len(seen) == 3 {
 			return stop
 		}
@@ -402,7 +402,7 @@ func testListCanceled(t *testing.T, st repo.Storage) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	calls := 0
-	err := st.List(ctx, "", func(string, int64) error {
+	err := st.List(ctx, "", func(repo.ObjectInfo) error {
 		calls++
 		cancel()
 		return nil
