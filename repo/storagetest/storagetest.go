@@ -9,6 +9,10 @@
 //
 // Every subtest asks newStorage for a fresh, empty storage, so subtests are independent and
 // a failure names exactly one promise.
+//
+// The package also holds fakes for testing the layers above storage without a disk or a
+// server: Memory keeps objects in memory, and Faulty wraps any storage and fails, delays or
+// corrupts chosen calls on command. Both pass the suite.
 package storagetest
 
 import (
