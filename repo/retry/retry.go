@@ -14,10 +14,10 @@
 //   - List reports names in lexical order, so a listing that fails part way is resumed from
 //     the start and names up to the last one already reported are skipped: fn still sees
 //     every name exactly once.
-//   - Put and PutDeferred must send the same bytes again. It is retried only when the reader can be rewound:
-//     an io.Seeker is seeked back to where it started; any other reader of at most
-//     Policy.BufferLimit bytes is read into memory first. A larger reader that cannot seek
-//     gets one attempt. A failure of the caller's reader is never retried. An attempt that
+//   - Put and PutDeferred must send the same bytes again. They are retried only when the
+//     reader can be rewound: an io.Seeker is seeked back to where it started; any other reader
+//     of at most Policy.BufferLimit bytes is read into memory first. A larger reader that
+//     cannot seek gets one attempt. A failure of the caller's reader is never retried. An attempt that
 //     failed transiently may still have stored the object (the response was lost), so when
 //     a later attempt reports ErrExists the stored object is compared with the data: equal
 //     bytes mean the earlier attempt won and Put succeeds; different bytes keep ErrExists.

@@ -87,12 +87,22 @@ func (f *flaky) count(op string) int {
 }
 
 func (f *flaky) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	return f.put(ctx, name, r, size, f.Storage.Put)
+}
+
+// PutDeferred takes its faults from the queue of Put.
+func (f *flaky) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
+	return f.put(ctx, name, r, size, f.Storage.PutDeferred)
+}
+
+func (f *flaky) put(ctx context.Context, name string, r io.Reader, size int64,
+	store func(ctx context.Context, name string, r io.Reader, size int64) error) error {
 	ft, ok := f.next("put")
 	if !ok {
-		return f.Storage.Put(ctx, name, r, size)
+		return store(ctx, name, r, size)
 	}
 	if ft.after {
-		if err := f.Storage.Put(ctx, name, r, size); err != nil {
+		if err := store(ctx, name, r, size); err != nil {
 			return err
 		}
 		return ft.err
@@ -139,6 +149,13 @@ func (f *flaky) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) 
 		return repo.ObjectInfo{}, ft.err
 	}
 	return f.Storage.Stat(ctx, name)
+}
+
+func (f *flaky) SyncDeferred(ctx context.Context) error {
+	if ft, ok := f.next("sync"); ok {
+		return ft.err
+	}
+	return f.Storage.SyncDeferred(ctx)
 }
 
 func (f *flaky) Delete(ctx context.Context, name string) error {
@@ -252,7 +269,18 @@ func TestTransientThenSuccess(t *testing.T) {
 	if !slices.Equal(names, []string{"seekable"}) {
 		t.Fatalf("List = %v", names)
 	}
-	if len(notes) != 2+2+2+2+3+1+2 {
+	f.add("put", 2, fault{err: errFlaky})
+	if err := st.PutDeferred(ctx, "deferred", bytes.NewReader(want), int64(len(want))); err != nil {
+		t.Fatalf("PutDeferred: %v", err)
+	}
+	f.add("sync", 2, fault{err: errFlaky})
+	if err := st.SyncDeferred(ctx); err != nil {
+		t.Fatalf("SyncDeferred: %v", err)
+	}
+	if got := get(t, st, "deferred"); !bytes.Equal(got, want) {
+		t.Fatal("Get after a retried PutDeferred returned different bytes")
+	}
+	if len(notes) != 2+2+2+2+3+1+2+2+2 {
 		t.Fatalf("OnRetry calls: %v", notes)
 	}
 }
