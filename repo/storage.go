@@ -63,10 +63,10 @@ type Storage interface {
 	// this way; a backend without such an optimisation implements PutDeferred as Put.
 	PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error
 
-	// SyncDeferred makes durable the names of every object PutDeferred stored on this Storage
-	// before SyncDeferred was called. When it returns nil, those objects survive a crash as
-	// if they had been stored with Put; when it fails, the next SyncDeferred tries again for
-	// them. A backend without such an optimisation implements it as a no-op returning nil.
+	// SyncDeferred makes durable the name of every object whose PutDeferred on this Storage
+	// returned before SyncDeferred was called. When it returns nil, those objects survive a
+	// crash as if they had been stored with Put; when it fails, the next SyncDeferred tries
+	// again for them. A backend without such an optimisation implements it as a no-op returning nil.
 	SyncDeferred(ctx context.Context) error
 
 	// Get opens the object for reading; a missing object gives an error wrapping ErrNotFound.
