@@ -642,7 +642,7 @@ func (s *checkSession) permissionProblem(ctx context.Context, seg string) string
 	}
 	var problems []string
 	for _, r := range s.repos {
-		d, ok := r.Storage().(interface{ Dir() string })
+		d, ok := repo.As[interface{ Dir() string }](r.Storage())
 		if !ok {
 			continue
 		}

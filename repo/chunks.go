@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/pgward/pgward/compress"
 )
@@ -66,25 +65,15 @@ func (r *Repo) SealChunk(id Hash, plain []byte, codec compress.Codec, b *ChunkBu
 	return b.obj, nil
 }
 
-// deferringStorage is a Storage that can leave making a new name durable to a
-// later SyncDeferred (repo/local: one directory fsync per fan-out directory per
-// backup instead of one per chunk). Chunks are stored that way, and
-// PutManifest syncs before it commits, so what a manifest names is durable
-// before the manifest exists.
-type deferringStorage interface {
-	PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error
-	SyncDeferred(ctx context.Context) error
-}
-
 // StoreChunk writes a sealed chunk object (create-only). It returns the bytes
 // written, zero when the chunk was already there.
+//
+// The chunk's name is made durable by the next SyncDeferred (local storage:
+// one directory fsync per fan-out directory per backup instead of one per
+// chunk), which PutManifest calls before it commits: what a manifest names is
+// durable before the manifest exists.
 func (r *Repo) StoreChunk(ctx context.Context, id Hash, obj []byte) (int64, error) {
-	var err error
-	if d, ok := r.st.(deferringStorage); ok {
-		err = d.PutDeferred(ctx, chunkName(id), bytes.NewReader(obj), int64(len(obj)))
-	} else {
-		err = r.st.Put(ctx, chunkName(id), bytes.NewReader(obj), int64(len(obj)))
-	}
+	err := r.st.PutDeferred(ctx, chunkName(id), bytes.NewReader(obj), int64(len(obj)))
 	if errors.Is(err, ErrExists) {
 		return 0, nil
 	}

@@ -5,14 +5,23 @@
 // format lives on a local disk or in S3. docs/repository-format.md is the
 // specification; this package is its one implementation.
 //
+// Storage is the whole contract with a backend (repo/storage.go): every ability
+// the format uses is one of its methods, never an optional interface found by
+// type assertion. Stat and List describe objects with ObjectInfo (name, size,
+// modification time); PutDeferred and SyncDeferred let local storage batch
+// directory fsyncs. A wrapper (repo/retry, a metrics or test wrapper) forwards
+// every method, so stacking one cannot change what is durable when; As reaches
+// a backend's own identity, such as a local directory, through wrappers.
+//
 // Invariants kept here:
 //   - Write once. Every Put is create-only (Storage.Put fails with ErrExists);
 //     nothing in a repository is ever modified in place, so a reader never sees a
 //     half-updated object.
 //   - Commit last. A backup is listed only when its manifest exists, and the
 //     manifest is written after every chunk it references is durable (the engine
-//     calls PutManifest last). A crash leaves unreferenced chunks, never a listed
-//     backup with missing data.
+//     calls PutManifest last; chunks are stored with PutDeferred, and
+//     PutManifest calls SyncDeferred before it writes). A crash leaves
+//     unreferenced chunks, never a listed backup with missing data.
 //   - Never trust storage. Every object read goes through Open, which checks the
 //     header, the GCM tag (encrypted repositories) and the keyed content hash
 //     (always) before returning a byte; callers never see unverified plaintext.

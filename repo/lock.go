@@ -61,12 +61,12 @@ func (r *Repo) Lock(ctx context.Context, cluster, purpose string) (*Lock, error)
 		return nil, err
 	}
 	var holder *LockInfo
-	err := r.st.List(ctx, lockPrefix(cluster), func(name string, _ int64) error {
-		if name == l.name {
+	err := r.st.List(ctx, lockPrefix(cluster), func(o ObjectInfo) error {
+		if o.Name == l.name {
 			return nil
 		}
 		var other LockInfo
-		if err := r.getJSON(ctx, name, &other); err != nil {
+		if err := r.getJSON(ctx, o.Name, &other); err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return nil // released meanwhile
 			}
@@ -74,7 +74,7 @@ func (r *Repo) Lock(ctx context.Context, cluster, purpose string) (*Lock, error)
 		}
 		if other.dead(host) {
 			// Dead locks are garbage: remove them so they stop costing a read.
-			_ = r.st.Delete(ctx, name)
+			_ = r.st.Delete(ctx, o.Name)
 			return nil
 		}
 		holder = &other

@@ -87,10 +87,8 @@ func ValidClusterName(name string) error {
 // PutManifest commits a backup: after it returns, the backup is listed. The
 // caller must have stored every chunk the manifest names first.
 func (r *Repo) PutManifest(ctx context.Context, m *Manifest) error {
-	if d, ok := r.st.(deferringStorage); ok {
-		if err := d.SyncDeferred(ctx); err != nil {
-			return fmt.Errorf("committing backup %s: %w", m.ID, err)
-		}
+	if err := r.st.SyncDeferred(ctx); err != nil {
+		return fmt.Errorf("committing backup %s: %w", m.ID, err)
 	}
 	m.Format = ManifestFormat
 	if _, err := r.putJSON(ctx, manifestPrefix(m.Cluster)+m.ID, m); err != nil {
@@ -104,8 +102,8 @@ func (r *Repo) PutManifest(ctx context.Context, m *Manifest) error {
 func (r *Repo) BackupIDs(ctx context.Context, cluster string) ([]string, error) {
 	var ids []string
 	prefix := manifestPrefix(cluster)
-	err := r.st.List(ctx, prefix, func(name string, _ int64) error {
-		id := strings.TrimPrefix(name, prefix)
+	err := r.st.List(ctx, prefix, func(o ObjectInfo) error {
+		id := strings.TrimPrefix(o.Name, prefix)
 		if !strings.Contains(id, "/") {
 			ids = append(ids, id)
 		}
@@ -149,8 +147,8 @@ func (r *Repo) Manifest(ctx context.Context, cluster, id string) (*Manifest, err
 // Clusters lists the cluster names that have an identity in the repository.
 func (r *Repo) Clusters(ctx context.Context) ([]string, error) {
 	var names []string
-	err := r.st.List(ctx, "clusters/", func(name string, _ int64) error {
-		rest := strings.TrimPrefix(name, "clusters/")
+	err := r.st.List(ctx, "clusters/", func(o ObjectInfo) error {
+		rest := strings.TrimPrefix(o.Name, "clusters/")
 		if c, ok := strings.CutSuffix(rest, "/"+identityName); ok && !strings.Contains(c, "/") {
 			names = append(names, c)
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Storage is what the repository needs from a place that keeps objects: a flat namespace of
@@ -23,15 +24,23 @@ import (
 //   - Atomic visibility: an object is either absent or present with all of its bytes; no
 //     reader, listing or crash ever shows a partial object.
 //   - Durability before success: when Put returns nil, or returns ErrExists, the object
-//     survives a crash of the process or the machine.
-//   - Read-after-write: once Put has returned, Get, Stat and List on this Storage see the
-//     object; once Delete has returned, they do not.
+//     survives a crash of the process or the machine. PutDeferred weakens this for the name
+//     only, until the next SyncDeferred returns (see there).
+//   - Read-after-write: once Put or PutDeferred has returned, Get, Stat and List on this
+//     Storage see the object; once Delete has returned, they do not.
 //   - Write once: an existing object is never replaced. After Delete the name may be used
 //     again (locks rely on this).
+//   - One description per object: Stat and List report the same ObjectInfo for an object.
 //
 // A name is an object, never a directory: after Put("a/b"), Stat("a") reports ErrNotFound
 // and List("a") yields "a/b". Backends that map names to a file system may refuse to keep
 // both "a" and "a/b"; the repository layout never needs both.
+//
+// Every ability the repository uses is a method here, never an optional interface found by
+// type assertion, so a wrapper (retries, metrics, faults in tests) that forwards every method
+// changes nothing but what it is for. A wrapper also implements Unwrapper; As finds an
+// ability that only one backend has (the directory of local storage) through any stack of
+// wrappers, and is for identity and diagnostics, never for reading or writing objects.
 type Storage interface {
 	// Put stores size bytes from r under name. The object becomes visible atomically and only
 	// once it is durable (local: temp file, fsync, link/rename, fsync directory; S3: PUT
@@ -43,13 +52,30 @@ type Storage interface {
 	// Put fails and nothing becomes visible.
 	Put(ctx context.Context, name string, r io.Reader, size int64) error
 
+	// PutDeferred is Put with the durability of the name left to the next SyncDeferred. When
+	// it returns nil the bytes are durable and the object is visible with all of them, as after
+	// Put, and ErrExists means what it means for Put (the existing object is durable, name
+	// included); but a crash of the machine before the next SyncDeferred returns may lose the
+	// name, so that the object is absent after the crash. It can never be present with
+	// missing or partial bytes. A caller that stores many objects this way calls SyncDeferred
+	// before anything durable refers to them (the repository stores chunks so and syncs before
+	// it writes the manifest naming them). Local storage saves one directory fsync per object
+	// this way; a backend without such an optimisation implements PutDeferred as Put.
+	PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error
+
+	// SyncDeferred makes durable the name of every object whose PutDeferred on this Storage
+	// returned before SyncDeferred was called. When it returns nil, those objects survive a
+	// crash as if they had been stored with Put; when it fails, the next SyncDeferred tries
+	// again for them. A backend without such an optimisation implements it as a no-op returning nil.
+	SyncDeferred(ctx context.Context) error
+
 	// Get opens the object for reading; a missing object gives an error wrapping ErrNotFound.
 	// The caller must close the reader. The content read is the content that was Put; callers
 	// still verify it (the repository never trusts storage).
 	Get(ctx context.Context, name string) (io.ReadCloser, error)
 
-	// Stat returns the size of an object, or an error wrapping ErrNotFound.
-	Stat(ctx context.Context, name string) (int64, error)
+	// Stat describes an object, or fails with an error wrapping ErrNotFound.
+	Stat(ctx context.Context, name string) (ObjectInfo, error)
 
 	// List calls fn for every object whose name starts with prefix, in lexical (byte-wise)
 	// order of names. The prefix is a plain string prefix, not a directory: "a/b" matches
@@ -59,7 +85,7 @@ type Storage interface {
 	//
 	// Objects Put or deleted while List runs may or may not be reported; every object that
 	// existed for the whole call is reported exactly once.
-	List(ctx context.Context, prefix string, fn func(name string, size int64) error) error
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
 
 	// Delete removes an object; deleting a missing object is not an error. When Delete
 	// returns nil the removal is durable, so a caller that deletes in a careful order (a
@@ -69,6 +95,46 @@ type Storage interface {
 	// String names the storage for messages, e.g. "/var/lib/pgward" or
 	// "s3://bucket/prefix"; never contains credentials.
 	String() string
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	// Name is the object's name, as given to Put.
+	Name string
+	// Size is the number of bytes Get delivers.
+	Size int64
+	// ModTime is when the object was written, as the backend knows it (local: the file's
+	// modification time; S3: Last-Modified, whole seconds, set by the server's clock when the
+	// upload began). It is never zero. It comes from a clock that may not be this machine's,
+	// so it is for information (ages shown to a user), never for ordering objects or deciding
+	// what is safe to delete.
+	ModTime time.Time
+}
+
+// Unwrapper is implemented by a Storage that wraps another one (retries, metrics, faults):
+// Unwrap returns the wrapped Storage, or nil when there is none yet (a backend opened on
+// first use).
+type Unwrapper interface {
+	Unwrap() Storage
+}
+
+// As returns the first Storage in the chain st, st.Unwrap(), st.Unwrap().Unwrap(), ... that
+// is a T. It answers questions about what a storage is (is it a local directory, and which
+// one?) through any wrappers; everything the repository does with objects goes through the
+// Storage methods, which every wrapper forwards.
+func As[T any](st Storage) (T, bool) {
+	for st != nil {
+		if t, ok := st.(T); ok {
+			return t, true
+		}
+		u, ok := st.(Unwrapper)
+		if !ok {
+			break
+		}
+		st = u.Unwrap()
+	}
+	var zero T
+	return zero, false
 }
 
 var (

@@ -121,28 +121,13 @@ func (r *Repo) HasWAL(ctx context.Context, cluster, name string) (bool, error) {
 // cluster, in name order (timeline, then position).
 func (r *Repo) ListWAL(ctx context.Context, cluster string, fn func(name string, size int64) error) error {
 	prefix := WALPrefix(cluster)
-	return r.st.List(ctx, prefix, func(obj string, size int64) error {
-		rest := strings.TrimPrefix(obj, prefix)
+	return r.st.List(ctx, prefix, func(o ObjectInfo) error {
+		rest := strings.TrimPrefix(o.Name, prefix)
 		if i := strings.LastIndexByte(rest, '/'); i >= 0 {
 			rest = rest[i+1:]
 		}
-		return fn(rest, size)
+		return fn(rest, o.Size)
 	})
-}
-
-// modTimer is implemented by storages that know when an object was written.
-type modTimer interface {
-	ModTime(ctx context.Context, name string) (time.Time, error)
-}
-
-// WALTime returns when an archived WAL file was stored, or the zero time when
-// the storage cannot tell.
-func (r *Repo) WALTime(ctx context.Context, cluster, name string) (time.Time, error) {
-	mt, ok := r.st.(modTimer)
-	if !ok {
-		return time.Time{}, nil
-	}
-	return mt.ModTime(ctx, WALObjectName(cluster, name))
 }
 
 // Streamed partial segments (docs/repository-format.md, "WAL archive"): the
@@ -175,9 +160,9 @@ func (r *Repo) PutWALPartial(ctx context.Context, cluster, segment string, end u
 // pruneWALPartials deletes the partials of segment other than keep.
 func (r *Repo) pruneWALPartials(ctx context.Context, cluster, segment, keep string) error {
 	var old []string
-	err := r.st.List(ctx, walPartialPrefix(cluster, segment), func(name string, _ int64) error {
-		if name != keep {
-			old = append(old, name)
+	err := r.st.List(ctx, walPartialPrefix(cluster, segment), func(o ObjectInfo) error {
+		if o.Name != keep {
+			old = append(old, o.Name)
 		}
 		return nil
 	})
@@ -202,8 +187,8 @@ func (r *Repo) DropWALPartials(ctx context.Context, cluster, segment string) err
 // it is valid up to, or an error wrapping ErrNotFound.
 func (r *Repo) GetWALPartial(ctx context.Context, cluster, segment string) ([]byte, uint64, error) {
 	var newest string
-	err := r.st.List(ctx, walPartialPrefix(cluster, segment), func(name string, _ int64) error {
-		newest = name // lexical order: the fixed-width hex LSN sorts by position
+	err := r.st.List(ctx, walPartialPrefix(cluster, segment), func(o ObjectInfo) error {
+		newest = o.Name // lexical order: the fixed-width hex LSN sorts by position
 		return nil
 	})
 	if err != nil {
@@ -285,8 +270,8 @@ func (r *Repo) ListWALPartials(ctx context.Context, cluster string, fn func(segm
 		}
 		return fn(seg, end)
 	}
-	err := r.st.List(ctx, prefix, func(name string, _ int64) error {
-		s, e, ok := strings.Cut(strings.TrimPrefix(name, prefix), "/")
+	err := r.st.List(ctx, prefix, func(o ObjectInfo) error {
+		s, e, ok := strings.Cut(strings.TrimPrefix(o.Name, prefix), "/")
 		var lsn uint64
 		if !ok || len(e) != 16 {
 			return nil // not a partial (a stray temp file of a crashed writer)

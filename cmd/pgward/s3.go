@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -111,7 +110,7 @@ func s3Storage(spec string, create bool) (repo.Storage, error) {
 				"attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
 		},
 	}
-	return &s3Repo{Storage: retry.Wrap(l, p), lazy: l, policy: p}, nil
+	return retry.Wrap(l, p), nil
 }
 
 // lazyS3 opens the bucket (s3.Open, or s3.Create for init) on first use rather than in
@@ -146,14 +145,38 @@ func (l *lazyS3) open(ctx context.Context) (*s3.Storage, error) {
 	return st, nil
 }
 
-func (l *lazyS3) String() string { return l.name }
+// Unwrap returns the S3 storage once it is open, and nil before: a storage that was never
+// opened has nothing to tell.
+func (l *lazyS3) Unwrap() repo.Storage {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st == nil {
+		return nil
+	}
+	return l.st
+}
 
-func (l *lazyS3) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+// do opens the bucket and runs op on it.
+func (l *lazyS3) do(ctx context.Context, op func(*s3.Storage) error) error {
 	st, err := l.open(ctx)
 	if err != nil {
 		return err
 	}
-	return st.Put(ctx, name, r, size)
+	return op(st)
+}
+
+func (l *lazyS3) String() string { return l.name }
+
+func (l *lazyS3) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	return l.do(ctx, func(st *s3.Storage) error { return st.Put(ctx, name, r, size) })
+}
+
+func (l *lazyS3) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
+	return l.do(ctx, func(st *s3.Storage) error { return st.PutDeferred(ctx, name, r, size) })
+}
+
+func (l *lazyS3) SyncDeferred(ctx context.Context) error {
+	return l.do(ctx, func(st *s3.Storage) error { return st.SyncDeferred(ctx) })
 }
 
 func (l *lazyS3) Get(ctx context.Context, name string) (io.ReadCloser, error) {
@@ -164,66 +187,18 @@ func (l *lazyS3) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return st.Get(ctx, name)
 }
 
-func (l *lazyS3) Stat(ctx context.Context, name string) (int64, error) {
+func (l *lazyS3) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	st, err := l.open(ctx)
 	if err != nil {
-		return 0, err
+		return repo.ObjectInfo{}, err
 	}
 	return st.Stat(ctx, name)
 }
 
-func (l *lazyS3) List(ctx context.Context, prefix string, fn func(name string, size int64) error) error {
-	st, err := l.open(ctx)
-	if err != nil {
-		return err
-	}
-	return st.List(ctx, prefix, fn)
+func (l *lazyS3) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
+	return l.do(ctx, func(st *s3.Storage) error { return st.List(ctx, prefix, fn) })
 }
 
 func (l *lazyS3) Delete(ctx context.Context, name string) error {
-	st, err := l.open(ctx)
-	if err != nil {
-		return err
-	}
-	return st.Delete(ctx, name)
-}
-
-func (l *lazyS3) ModTime(ctx context.Context, name string) (time.Time, error) {
-	st, err := l.open(ctx)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return st.ModTime(ctx, name)
-}
-
-// s3Repo is the retrying S3 storage plus ModTime, which the retry wrapper does not pass
-// through and the repository looks for (WALTime: the end of the recoverable window).
-type s3Repo struct {
-	repo.Storage
-	lazy   *lazyS3
-	policy retry.Policy
-}
-
-// ModTime retries transient failures with the wrapper's classification and budget: without
-// retries a passing failure would silently shorten the recoverable window, and refuse a
-// reachable --target-time.
-func (s *s3Repo) ModTime(ctx context.Context, name string) (time.Time, error) {
-	budget := s.policy.MaxElapsed
-	if budget <= 0 {
-		budget = retry.DefaultMaxElapsed
-	}
-	deadline := time.Now().Add(budget)
-	ceiling := retry.DefaultInitialWait
-	for {
-		mt, err := s.lazy.ModTime(ctx, name)
-		if err == nil || !retry.IsTransient(err) || ctx.Err() != nil || time.Now().After(deadline) {
-			return mt, err
-		}
-		select {
-		case <-time.After(rand.N(ceiling)):
-		case <-ctx.Done():
-			return mt, err
-		}
-		ceiling = min(2*ceiling, retry.DefaultMaxWait)
-	}
+	return l.do(ctx, func(st *s3.Storage) error { return st.Delete(ctx, name) })
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/pgward/pgward/repo"
 )
 
 // List implements repo.Storage.
@@ -19,7 +21,7 @@ import (
 // sorts after '-' and '.', so "a-b" < "a.b" < "a/x" < "a0", while a walk sorting entry names
 // would visit a/ first. Sorting directories under the key name+"/" fixes that, because every
 // name below directory d starts with d+"/" and no sibling file can share that prefix.
-func (s *Storage) List(ctx context.Context, prefix string, fn func(name string, size int64) error) error {
+func (s *Storage) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("list %q: %w", prefix, err)
 	}
@@ -53,7 +55,7 @@ const maxDepth = 32
 type walker struct {
 	s      *Storage
 	ctx    context.Context
-	fn     func(name string, size int64) error
+	fn     func(repo.ObjectInfo) error
 	prefix string
 }
 
@@ -111,7 +113,7 @@ func (w *walker) walk(rel, match string) error {
 		if err := w.ctx.Err(); err != nil {
 			return fmt.Errorf("list %q: %w", w.prefix, err)
 		}
-		if err := w.fn(name, fi.Size()); err != nil {
+		if err := w.fn(objectInfo(name, fi)); err != nil {
 			return err
 		}
 	}

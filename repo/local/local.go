@@ -42,7 +42,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/pgward/pgward/internal/durable"
 	"github.com/pgward/pgward/repo"
@@ -169,13 +168,15 @@ func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64)
 	return s.put(ctx, name, r, size, false)
 }
 
-// PutDeferred is Put, except that the new name is durable only after the next SyncDeferred.
+// PutDeferred implements repo.Storage: Put without the directory fsync, which the next
+// SyncDeferred does once per directory.
 func (s *Storage) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
 	return s.put(ctx, name, r, size, true)
 }
 
-// SyncDeferred makes the names PutDeferred created durable: it fsyncs each directory that
-// gained one, a few at a time.
+// SyncDeferred implements repo.Storage: it fsyncs each directory that gained a name through
+// PutDeferred since the last SyncDeferred, a few at a time. Directories whose fsync failed,
+// or that were not reached, stay pending for the next call.
 func (s *Storage) SyncDeferred(ctx context.Context) error {
 	s.mu.Lock()
 	dirs := s.unsynced
@@ -423,39 +424,28 @@ func (s *Storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// Stat implements repo.Storage.
-func (s *Storage) Stat(ctx context.Context, name string) (int64, error) {
+// Stat implements repo.Storage. ModTime is the file's modification time: when the temp
+// file was last written, just before it was linked under the object's name.
+func (s *Storage) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	if err := checkName(name); err != nil {
-		return 0, fmt.Errorf("stat: %w", err)
+		return repo.ObjectInfo{}, fmt.Errorf("stat: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("stat %s: %w", name, err)
+		return repo.ObjectInfo{}, fmt.Errorf("stat %s: %w", name, err)
 	}
 	fi, err := os.Stat(s.path(name))
 	if isMissing(err) || (err == nil && !fi.Mode().IsRegular()) {
-		return 0, fmt.Errorf("stat %s: %w", name, repo.ErrNotFound)
+		return repo.ObjectInfo{}, fmt.Errorf("stat %s: %w", name, repo.ErrNotFound)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stat %s: %w", name, err)
+		return repo.ObjectInfo{}, fmt.Errorf("stat %s: %w", name, err)
 	}
-	return fi.Size(), nil
+	return objectInfo(name, fi), nil
 }
 
-// ModTime returns when an object was written (its file's modification time).
-// The repository uses it only for information, such as the age of the newest
-// archived WAL file.
-func (s *Storage) ModTime(ctx context.Context, name string) (time.Time, error) {
-	if err := checkName(name); err != nil {
-		return time.Time{}, fmt.Errorf("modtime: %w", err)
-	}
-	fi, err := os.Stat(s.path(name))
-	if isMissing(err) || (err == nil && !fi.Mode().IsRegular()) {
-		return time.Time{}, fmt.Errorf("modtime %s: %w", name, repo.ErrNotFound)
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("modtime %s: %w", name, err)
-	}
-	return fi.ModTime(), nil
+// objectInfo describes the object name kept in the file fi, the same way for Stat and List.
+func objectInfo(name string, fi fs.FileInfo) repo.ObjectInfo {
+	return repo.ObjectInfo{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}
 }
 
 // Delete implements repo.Storage. The directory is fsynced so that the removal is durable;

@@ -42,8 +42,8 @@ func newStorage(t testing.TB) *Storage {
 func listNames(t *testing.T, s *Storage, prefix string) []string {
 	t.Helper()
 	var got []string
-	if err := s.List(t.Context(), prefix, func(name string, _ int64) error {
-		got = append(got, name)
+	if err := s.List(t.Context(), prefix, func(o repo.ObjectInfo) error {
+		got = append(got, o.Name)
 		return nil
 	}); err != nil {
 		t.Fatalf("List(%q): %v", prefix, err)
@@ -330,8 +330,8 @@ func TestSymlinksAndSpecialFiles(t *testing.T) {
 	if got := listNames(t, s, ""); !slices.Equal(got, []string{"link", "moved/obj", "real"}) {
 		t.Fatalf("List = %v, want [link moved/obj real]", got)
 	}
-	if size, err := s.Stat(t.Context(), "moved/obj"); err != nil || size != 2 {
-		t.Fatalf("Stat(moved/obj) = %d, %v; want 2", size, err)
+	if info, err := s.Stat(t.Context(), "moved/obj"); err != nil || info.Size != 2 {
+		t.Fatalf("Stat(moved/obj) = %+v, %v; want size 2", info, err)
 	}
 	putBytes(t, s, "moved/new", []byte("333"))
 	if _, err := os.Stat(filepath.Join(elsewhere, "new")); err != nil {
@@ -355,7 +355,7 @@ func TestSymlinkLoop(t *testing.T) {
 	if err := os.Symlink(".", filepath.Join(s.Dir(), "loop")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.List(t.Context(), "", func(string, int64) error { return nil }); err == nil ||
+	if err := s.List(t.Context(), "", func(repo.ObjectInfo) error { return nil }); err == nil ||
 		!strings.Contains(err.Error(), "symlink loop") {
 		t.Fatalf("List over a symlink loop = %v, want an error naming it", err)
 	}
@@ -484,7 +484,7 @@ func BenchmarkList(b *testing.B) {
 	ctx := context.Background()
 	count := func(prefix string) int {
 		c := 0
-		if err := s.List(ctx, prefix, func(string, int64) error { c++; return nil }); err != nil {
+		if err := s.List(ctx, prefix, func(repo.ObjectInfo) error { c++; return nil }); err != nil {
 			b.Fatal(err)
 		}
 		return c

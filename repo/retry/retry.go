@@ -6,7 +6,7 @@
 // not multiply and every backend behaves the same under failure.
 //
 // What is retried, and how each operation stays correct when repeated:
-//   - Stat and Delete are idempotent and simply run again.
+//   - Stat, Delete and SyncDeferred are idempotent and simply run again.
 //   - Get retries opening the object, and also a read that fails mid-stream: the object is
 //     opened again and the bytes already delivered are skipped, so the caller sees one
 //     uninterrupted stream. Objects are written once, so the bytes are the same; the
@@ -14,13 +14,16 @@
 //   - List reports names in lexical order, so a listing that fails part way is resumed from
 //     the start and names up to the last one already reported are skipped: fn still sees
 //     every name exactly once.
-//   - Put must send the same bytes again. It is retried only when the reader can be rewound:
-//     an io.Seeker is seeked back to where it started; any other reader of at most
-//     Policy.BufferLimit bytes is read into memory first. A larger reader that cannot seek
-//     gets one attempt. A failure of the caller's reader is never retried. An attempt that
+//   - Put and PutDeferred must send the same bytes again. They are retried only when the
+//     reader can be rewound: an io.Seeker is seeked back to where it started; any other reader
+//     of at most Policy.BufferLimit bytes is read into memory first. A larger reader that
+//     cannot seek gets one attempt. A failure of the caller's reader is never retried. An attempt that
 //     failed transiently may still have stored the object (the response was lost), so when
 //     a later attempt reports ErrExists the stored object is compared with the data: equal
 //     bytes mean the earlier attempt won and Put succeeds; different bytes keep ErrExists.
+//
+// The wrapper forwards every method of repo.Storage and hides nothing: Unwrap returns the
+// wrapped storage, for repo.As.
 //
 // Time is bounded: no attempt starts later than Policy.MaxElapsed after the first attempt
 // of an operation began. An attempt in progress is bounded by the caller's context and the
@@ -64,7 +67,8 @@ type Policy struct {
 	// Transient classifies errors; nil means IsTransient.
 	Transient func(error) bool
 	// OnRetry, if set, is called before each wait, e.g. to log that op ("put", "get", "stat",
-	// "list", "delete") on name failed with err and is retried after wait.
+	// "list", "delete", "sync") on name failed with err and is retried after wait. PutDeferred
+	// is "put", SyncDeferred "sync" with no name.
 	OnRetry func(op, name string, attempt int, wait time.Duration, err error)
 }
 
@@ -102,6 +106,9 @@ type storage struct {
 
 // String names the wrapped storage: retrying changes how, not where.
 func (s *storage) String() string { return s.st.String() }
+
+// Unwrap returns the wrapped storage.
+func (s *storage) Unwrap() repo.Storage { return s.st }
 
 // IsTransient reports whether err may go away if the operation is repeated:
 //   - never for the repository's own verdicts (ErrNotFound, ErrExists, ErrInvalidName) or a
@@ -200,12 +207,22 @@ func (t *tries) again(err error) (bool, error) {
 	}
 }
 
-func (s *storage) Stat(ctx context.Context, name string) (int64, error) {
+func (s *storage) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	t := s.begin(ctx, "stat", name)
 	for {
-		size, err := s.st.Stat(ctx, name)
+		info, err := s.st.Stat(ctx, name)
 		if retry, err := t.again(err); !retry {
-			return size, err
+			return info, err
+		}
+	}
+}
+
+func (s *storage) SyncDeferred(ctx context.Context) error {
+	t := s.begin(ctx, "sync", "")
+	for {
+		err := s.st.SyncDeferred(ctx)
+		if retry, err := t.again(err); !retry {
+			return err
 		}
 	}
 }
@@ -220,21 +237,21 @@ func (s *storage) Delete(ctx context.Context, name string) error {
 	}
 }
 
-func (s *storage) List(ctx context.Context, prefix string, fn func(name string, size int64) error) error {
+func (s *storage) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
 	var (
 		last   string
 		seen   bool
 		fnErr  error
 		t      = s.begin(ctx, "list", prefix)
-		report = func(name string, size int64) error {
-			if seen && name <= last {
+		report = func(o repo.ObjectInfo) error {
+			if seen && o.Name <= last {
 				return nil // reported by an earlier attempt
 			}
-			if err := fn(name, size); err != nil {
+			if err := fn(o); err != nil {
 				fnErr = err
 				return err
 			}
-			last, seen = name, true
+			last, seen = o.Name, true
 			return nil
 		}
 	)
@@ -338,6 +355,16 @@ func (r *resumingReader) Close() error {
 }
 
 func (s *storage) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	return s.put(ctx, name, r, size, s.st.Put)
+}
+
+func (s *storage) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
+	return s.put(ctx, name, r, size, s.st.PutDeferred)
+}
+
+// put drives the attempts of Put or PutDeferred, whichever store is.
+func (s *storage) put(ctx context.Context, name string, r io.Reader, size int64,
+	store func(ctx context.Context, name string, r io.Reader, size int64) error) error {
 	src, err := s.source(name, r, size)
 	if err != nil {
 		return err
@@ -347,7 +374,7 @@ func (s *storage) Put(ctx context.Context, name string, r io.Reader, size int64)
 	for {
 		body, err := src.rewind()
 		if err == nil {
-			err = s.st.Put(ctx, name, body, size)
+			err = store(ctx, name, body, size)
 		}
 		if err != nil && src.failed() != nil {
 			return err // the caller's reader failed: repeating cannot help

@@ -87,12 +87,22 @@ func (f *flaky) count(op string) int {
 }
 
 func (f *flaky) Put(ctx context.Context, name string, r io.Reader, size int64) error {
+	return f.put(ctx, name, r, size, f.Storage.Put)
+}
+
+// PutDeferred takes its faults from the queue of Put.
+func (f *flaky) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
+	return f.put(ctx, name, r, size, f.Storage.PutDeferred)
+}
+
+func (f *flaky) put(ctx context.Context, name string, r io.Reader, size int64,
+	store func(ctx context.Context, name string, r io.Reader, size int64) error) error {
 	ft, ok := f.next("put")
 	if !ok {
-		return f.Storage.Put(ctx, name, r, size)
+		return store(ctx, name, r, size)
 	}
 	if ft.after {
-		if err := f.Storage.Put(ctx, name, r, size); err != nil {
+		if err := store(ctx, name, r, size); err != nil {
 			return err
 		}
 		return ft.err
@@ -134,11 +144,18 @@ func (b *breakingReader) Read(p []byte) (int, error) {
 
 func (b *breakingReader) Close() error { return b.rc.Close() }
 
-func (f *flaky) Stat(ctx context.Context, name string) (int64, error) {
+func (f *flaky) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	if ft, ok := f.next("stat"); ok {
-		return 0, ft.err
+		return repo.ObjectInfo{}, ft.err
 	}
 	return f.Storage.Stat(ctx, name)
+}
+
+func (f *flaky) SyncDeferred(ctx context.Context) error {
+	if ft, ok := f.next("sync"); ok {
+		return ft.err
+	}
+	return f.Storage.SyncDeferred(ctx)
 }
 
 func (f *flaky) Delete(ctx context.Context, name string) error {
@@ -148,18 +165,18 @@ func (f *flaky) Delete(ctx context.Context, name string) error {
 	return f.Storage.Delete(ctx, name)
 }
 
-func (f *flaky) List(ctx context.Context, prefix string, fn func(string, int64) error) error {
+func (f *flaky) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
 	ft, ok := f.next("list")
 	if ok && !ft.after {
 		return ft.err
 	}
 	n := 0
-	return f.Storage.List(ctx, prefix, func(name string, size int64) error {
+	return f.Storage.List(ctx, prefix, func(o repo.ObjectInfo) error {
 		if ok && n == ft.afterNames {
 			return ft.err
 		}
 		n++
-		return fn(name, size)
+		return fn(o)
 	})
 }
 
@@ -237,8 +254,8 @@ func TestTransientThenSuccess(t *testing.T) {
 		}
 	}
 	f.add("stat", 3, fault{err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}})
-	if size, err := st.Stat(ctx, "seekable"); err != nil || size != int64(len(want)) {
-		t.Fatalf("Stat = %d, %v", size, err)
+	if info, err := st.Stat(ctx, "seekable"); err != nil || info.Size != int64(len(want)) {
+		t.Fatalf("Stat = %+v, %v", info, err)
 	}
 	f.add("delete", 1, fault{err: transientErr{}})
 	if err := st.Delete(ctx, "buffered"); err != nil {
@@ -246,13 +263,24 @@ func TestTransientThenSuccess(t *testing.T) {
 	}
 	f.add("list", 2, fault{err: io.ErrUnexpectedEOF})
 	var names []string
-	if err := st.List(ctx, "", func(n string, _ int64) error { names = append(names, n); return nil }); err != nil {
+	if err := st.List(ctx, "", func(o repo.ObjectInfo) error { names = append(names, o.Name); return nil }); err != nil {
 		t.Fatalf("List: %v", err)
 	}
 	if !slices.Equal(names, []string{"seekable"}) {
 		t.Fatalf("List = %v", names)
 	}
-	if len(notes) != 2+2+2+2+3+1+2 {
+	f.add("put", 2, fault{err: errFlaky})
+	if err := st.PutDeferred(ctx, "deferred", bytes.NewReader(want), int64(len(want))); err != nil {
+		t.Fatalf("PutDeferred: %v", err)
+	}
+	f.add("sync", 2, fault{err: errFlaky})
+	if err := st.SyncDeferred(ctx); err != nil {
+		t.Fatalf("SyncDeferred: %v", err)
+	}
+	if got := get(t, st, "deferred"); !bytes.Equal(got, want) {
+		t.Fatal("Get after a retried PutDeferred returned different bytes")
+	}
+	if len(notes) != 2+2+2+2+3+1+2+2+2 {
 		t.Fatalf("OnRetry calls: %v", notes)
 	}
 }
@@ -513,7 +541,7 @@ func TestListResumes(t *testing.T) {
 	f.add("list", 1, fault{err: errFlaky, after: true, afterNames: 12})
 	f.add("list", 1, fault{err: errFlaky})
 	var got []string
-	if err := st.List(t.Context(), "o/", func(n string, _ int64) error { got = append(got, n); return nil }); err != nil {
+	if err := st.List(t.Context(), "o/", func(o repo.ObjectInfo) error { got = append(got, o.Name); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got, all) {
@@ -522,7 +550,7 @@ func TestListResumes(t *testing.T) {
 
 	// fn's own error ends the listing, however transient it looks.
 	calls := 0
-	err := st.List(t.Context(), "o/", func(string, int64) error { calls++; return errFlaky })
+	err := st.List(t.Context(), "o/", func(repo.ObjectInfo) error { calls++; return errFlaky })
 	if err != errFlaky || calls != 1 {
 		t.Fatalf("List with fn failing = %v after %d calls, want fn's error after 1", err, calls)
 	}
@@ -532,5 +560,23 @@ func TestString(t *testing.T) {
 	f := newFlaky(t)
 	if got, want := Wrap(f, Policy{}).String(), f.Storage.String(); got != want {
 		t.Fatalf("String() = %q, want the wrapped storage's %q", got, want)
+	}
+}
+
+// The wrapper hides nothing: repo.As reaches the storage below any number of them.
+func TestUnwrap(t *testing.T) {
+	l, err := local.Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := Wrap(Wrap(l, fast), fast)
+	if got, ok := repo.As[*local.Storage](st); !ok || got != l {
+		t.Fatalf("As[*local.Storage] = %v, %v; want the wrapped storage", got, ok)
+	}
+	if d, ok := repo.As[interface{ Dir() string }](st); !ok || d.Dir() != l.Dir() {
+		t.Fatalf("As[Dir] = %v, %v; want %s", d, ok, l.Dir())
+	}
+	if _, ok := repo.As[*flaky](st); ok {
+		t.Fatal("As found a type that is not in the chain")
 	}
 }

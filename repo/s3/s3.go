@@ -12,7 +12,10 @@
 //     A server that silently ignores the header is caught by CheckConditionalWrites, which
 //     Create runs.
 //   - Atomic visibility and durability: S3 shows an object only when its PUT or multipart
-//     completion succeeded, and then it is durable; Put returns nil only after that.
+//     completion succeeded, and then it is durable; Put returns nil only after that. There is
+//     no directory to sync, so PutDeferred is Put and SyncDeferred does nothing.
+//   - ModTime is the object's Last-Modified time, truncated to the second in Stat and List
+//     alike.
 //   - Bounded memory: an object of at most PartSize bytes is read into one buffer and sent
 //     with one PutObject (the SDK must be able to rewind the body over plain http, and a
 //     buffer also means a failing reader fails before anything is sent). A larger object
@@ -606,61 +609,52 @@ func (s *Storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return out.Body, nil
 }
 
-// Stat implements repo.Storage.
-func (s *Storage) Stat(ctx context.Context, name string) (int64, error) {
+// Stat implements repo.Storage with HeadObject.
+func (s *Storage) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	if err := checkName(name); err != nil {
-		return 0, fmt.Errorf("stat: %w", err)
+		return repo.ObjectInfo{}, fmt.Errorf("stat: %w", err)
 	}
 	key := s.prefix + name
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("stat %s: %w", s.url(key), err)
+		return repo.ObjectInfo{}, fmt.Errorf("stat %s: %w", s.url(key), err)
 	}
-	size, err := s.head(ctx, key)
+	out, err := s.head(ctx, key)
 	if err != nil {
 		if isNotFound(err) {
-			return 0, fmt.Errorf("stat %s: %w", s.url(key), repo.ErrNotFound)
+			return repo.ObjectInfo{}, fmt.Errorf("stat %s: %w", s.url(key), repo.ErrNotFound)
 		}
-		return 0, s.opError("stat", key, err)
+		return repo.ObjectInfo{}, s.opError("stat", key, err)
 	}
-	return size, nil
+	return s.objectInfo("stat", key, name, out.ContentLength, out.LastModified)
 }
 
-// ModTime returns when an object was stored: the Last-Modified time the server keeps for it
-// (HeadObject). The repository uses it only for information: the age of the newest archived
-// WAL file, and with it the end of the recoverable window. S3 keeps it to the second,
-// truncated, and sets it by the server's clock when the upload began, so it is never later
-// than the true time and a window computed from it errs on the short side.
-func (s *Storage) ModTime(ctx context.Context, name string) (time.Time, error) {
-	if err := checkName(name); err != nil {
-		return time.Time{}, fmt.Errorf("modtime: %w", err)
-	}
-	key := s.prefix + name
-	if err := ctx.Err(); err != nil {
-		return time.Time{}, fmt.Errorf("modtime %s: %w", s.url(key), err)
-	}
-	out, err := s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
-	if err != nil {
-		if isNotFound(err) {
-			return time.Time{}, fmt.Errorf("modtime %s: %w", s.url(key), repo.ErrNotFound)
-		}
-		return time.Time{}, s.opError("modtime", key, err)
-	}
-	if out.LastModified == nil {
-		return time.Time{}, fmt.Errorf("modtime %s: the server sent no Last-Modified time", s.url(key))
-	}
-	return *out.LastModified, nil
+func (s *Storage) head(ctx context.Context, key string) (*awss3.HeadObjectOutput, error) {
+	return s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 }
 
-func (s *Storage) head(ctx context.Context, key string) (int64, error) {
-	out, err := s.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
-	if err != nil {
-		return 0, err
+// objectInfo describes an object the same way for Stat and List. Last-Modified is set by
+// the server's clock when the upload began; S3 keeps it to the second, but some servers
+// list it with fractions that their HEAD answer drops, so it is truncated to the second for
+// both to agree. The S3 API always sends it: a server that does not is not one the
+// repository can describe objects of, and says so rather than report a zero time.
+func (s *Storage) objectInfo(op, key, name string, size *int64, modTime *time.Time) (repo.ObjectInfo, error) {
+	if modTime == nil || modTime.IsZero() {
+		return repo.ObjectInfo{}, &permanentError{fmt.Errorf("%s %s: the server sent no Last-Modified time", op, s.url(key))}
 	}
-	return aws.ToInt64(out.ContentLength), nil
+	return repo.ObjectInfo{Name: name, Size: aws.ToInt64(size), ModTime: modTime.Truncate(time.Second)}, nil
 }
+
+// PutDeferred implements repo.Storage: a successful PUT is durable under its name at once,
+// so there is nothing to defer.
+func (s *Storage) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
+	return s.Put(ctx, name, r, size)
+}
+
+// SyncDeferred implements repo.Storage: PutDeferred left nothing to do.
+func (s *Storage) SyncDeferred(context.Context) error { return nil }
 
 // List implements repo.Storage with ListObjectsV2, a page of up to 1000 keys per request.
-func (s *Storage) List(ctx context.Context, prefix string, fn func(name string, size int64) error) error {
+func (s *Storage) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
 	full := s.prefix + prefix
 	p := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{
 		Bucket: &s.bucket,
@@ -699,7 +693,11 @@ func (s *Storage) List(ctx context.Context, prefix string, fn func(name string, 
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("list %s: %w", s.url(full), err)
 			}
-			if err := fn(name, aws.ToInt64(o.Size)); err != nil {
+			info, err := s.objectInfo("list", key, name, o.Size, o.LastModified)
+			if err != nil {
+				return err
+			}
+			if err := fn(info); err != nil {
 				return err
 			}
 		}

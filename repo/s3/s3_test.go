@@ -81,8 +81,8 @@ func getAll(t testing.TB, st repo.Storage, name string) []byte {
 func listAll(t testing.TB, st repo.Storage, prefix string) []string {
 	t.Helper()
 	var got []string
-	if err := st.List(t.Context(), prefix, func(name string, _ int64) error {
-		got = append(got, name)
+	if err := st.List(t.Context(), prefix, func(o repo.ObjectInfo) error {
+		got = append(got, o.Name)
 		return nil
 	}); err != nil {
 		t.Fatalf("List(%q): %v", prefix, err)
@@ -139,8 +139,8 @@ func TestMultipart(t *testing.T) {
 		if got := getAll(t, st, "big/one"); !bytes.Equal(got, data) {
 			t.Fatalf("Get returned %d bytes that differ from the %d put", len(got), len(data))
 		}
-		if size, err := st.Stat(ctx, "big/one"); err != nil || size != int64(len(data)) {
-			t.Fatalf("Stat = %d, %v; want %d", size, err, len(data))
+		if info, err := st.Stat(ctx, "big/one"); err != nil || info.Size != int64(len(data)) {
+			t.Fatalf("Stat = %+v, %v; want size %d", info, err, len(data))
 		}
 		// An independent client sees the same bytes.
 		obj, err := mc.GetObject(ctx, bucket, "big/one", minio.GetObjectOptions{})
@@ -503,8 +503,8 @@ func TestCorruptionDetected(t *testing.T) {
 	}
 }
 
-// TestModTime: the Last-Modified time of an object, to the second, bracketing the Put; a
-// missing object is repo.ErrNotFound.
+// TestModTime: Stat and List report the Last-Modified time of an object, to the second,
+// bracketing the Put.
 func TestModTime(t *testing.T) {
 	srv := s3test.Start(t)
 	st := newBucket(t, srv)
@@ -514,18 +514,19 @@ func TestModTime(t *testing.T) {
 		t.Fatalf("Put: %v", err)
 	}
 	after := time.Now()
-	mt, err := st.ModTime(ctx, "dir/obj")
+	info, err := st.Stat(ctx, "dir/obj")
 	if err != nil {
-		t.Fatalf("ModTime: %v", err)
+		t.Fatalf("Stat: %v", err)
 	}
 	// The server shares this machine's clock; Last-Modified is truncated to the second.
-	if mt.Before(before) || mt.After(after) {
-		t.Fatalf("ModTime = %s, want within [%s, %s]", mt, before, after)
+	if mt := info.ModTime; mt.Before(before) || mt.After(after) || !mt.Equal(mt.Truncate(time.Second)) {
+		t.Fatalf("ModTime = %s, want whole seconds within [%s, %s]", mt, before, after)
 	}
-	if _, err := st.ModTime(ctx, "dir/missing"); !errors.Is(err, repo.ErrNotFound) {
-		t.Fatalf("ModTime of a missing object = %v, want ErrNotFound", err)
+	var listed []repo.ObjectInfo
+	if err := st.List(ctx, "dir/", func(o repo.ObjectInfo) error { listed = append(listed, o); return nil }); err != nil {
+		t.Fatalf("List: %v", err)
 	}
-	if _, err := st.ModTime(ctx, "../x"); err == nil {
-		t.Fatal("ModTime of an invalid name succeeded")
+	if len(listed) != 1 || !listed[0].ModTime.Equal(info.ModTime) {
+		t.Fatalf("List = %+v, want the ModTime Stat reported, %s", listed, info.ModTime)
 	}
 }

@@ -1,11 +1,18 @@
 // Package storagetest is the conformance suite for repo.Storage backends. A backend is
 // correct when Run passes against it: the suite checks the promises written in the
 // repo.Storage doc comment (exact read-after-write, write once, atomic visibility with
-// failing and racing writers, prefix listing in lexical order, ErrNotFound/ErrExists/
-// ErrInvalidName classification), not the backend's internals.
+// failing and racing writers, prefix listing in lexical order, one ObjectInfo per object
+// with a plausible ModTime, PutDeferred behaving as Put for every reader,
+// ErrNotFound/ErrExists/ErrInvalidName classification), not the backend's internals. That
+// a name stored with PutDeferred survives a machine crash only after SyncDeferred cannot be
+// observed from inside a process; backends test it their own way.
 //
 // Every subtest asks newStorage for a fresh, empty storage, so subtests are independent and
 // a failure names exactly one promise.
+//
+// The package also holds fakes for testing the layers above storage without a disk or a
+// server: Memory keeps objects in memory, and Faulty wraps any storage and fails, delays or
+// corrupts chosen calls on command. Both pass the suite.
 package storagetest
 
 import (
@@ -19,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pgward/pgward/repo"
 )
@@ -47,6 +55,8 @@ func Run(t *testing.T, newStorage func(t *testing.T) repo.Storage) {
 		{"ConcurrentPutSameName", testConcurrentPutSameName},
 		{"InvalidNames", testInvalidNames},
 		{"String", testString},
+		{"ObjectInfo", testObjectInfo},
+		{"PutDeferred", testPutDeferred},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,12 +110,12 @@ func checkContent(t *testing.T, st repo.Storage, name string, want []byte) {
 	if got := get(t, st, name); !bytes.Equal(got, want) {
 		t.Fatalf("Get(%q) returned %d bytes that differ from the %d bytes put", name, len(got), len(want))
 	}
-	size, err := st.Stat(t.Context(), name)
+	info, err := st.Stat(t.Context(), name)
 	if err != nil {
 		t.Fatalf("Stat(%q): %v", name, err)
 	}
-	if size != int64(len(want)) {
-		t.Fatalf("Stat(%q) = %d, want %d", name, size, len(want))
+	if info.Name != name || info.Size != int64(len(want)) {
+		t.Fatalf("Stat(%q) = %+v, want name %q and size %d", name, info, name, len(want))
 	}
 }
 
@@ -117,8 +127,17 @@ type listed struct {
 func list(t *testing.T, st repo.Storage, prefix string) []listed {
 	t.Helper()
 	var got []listed
-	err := st.List(t.Context(), prefix, func(name string, size int64) error {
-		got = append(got, listed{name, size})
+	for _, o := range listInfo(t, st, prefix) {
+		got = append(got, listed{o.Name, o.Size})
+	}
+	return got
+}
+
+func listInfo(t *testing.T, st repo.Storage, prefix string) []repo.ObjectInfo {
+	t.Helper()
+	var got []repo.ObjectInfo
+	err := st.List(t.Context(), prefix, func(o repo.ObjectInfo) error {
+		got = append(got, o)
 		return nil
 	})
 	if err != nil {
@@ -380,8 +399,8 @@ func testListStop(t *testing.T, st repo.Storage) {
 	}
 	stop := errors.New("stop here")
 	var seen []string
-	err := st.List(t.Context(), "s/", func(name string, size int64) error {
-		seen = append(seen, name)
+	err := st.List(t.Context(), "s/", func(o repo.ObjectInfo) error {
+		seen = append(seen, o.Name)
 		if len(seen) == 3 {
 			return stop
 		}
@@ -402,7 +421,7 @@ func testListCanceled(t *testing.T, st repo.Storage) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	calls := 0
-	err := st.List(ctx, "", func(string, int64) error {
+	err := st.List(ctx, "", func(repo.ObjectInfo) error {
 		calls++
 		cancel()
 		return nil
@@ -551,6 +570,9 @@ func testInvalidNames(t *testing.T, st repo.Storage) {
 		if err := st.Put(ctx, name, strings.NewReader("x"), 1); !errors.Is(err, repo.ErrInvalidName) {
 			t.Errorf("Put(%q) = %v, want ErrInvalidName", name, err)
 		}
+		if err := st.PutDeferred(ctx, name, strings.NewReader("x"), 1); !errors.Is(err, repo.ErrInvalidName) {
+			t.Errorf("PutDeferred(%q) = %v, want ErrInvalidName", name, err)
+		}
 		rc, err := st.Get(ctx, name)
 		if err == nil {
 			rc.Close()
@@ -577,4 +599,115 @@ func testString(t *testing.T, st repo.Storage) {
 	if st.String() == "" {
 		t.Fatal("String() is empty")
 	}
+}
+
+// clockSkew is how far a backend's idea of "now" may be from this machine's: a remote
+// server's clock, and timestamps kept to the second or by a coarse file system clock.
+const clockSkew = 5 * time.Minute
+
+// testObjectInfo: Stat and List describe an object the same way, with its size and a
+// ModTime of when it was written.
+func testObjectInfo(t *testing.T, st repo.Storage) {
+	before := time.Now()
+	objects := map[string][]byte{
+		"info/empty": nil,
+		"info/a/b":   payload(700, 1234),
+		"info/big":   payload(701, 1<<20+3),
+	}
+	for name, data := range objects {
+		put(t, st, name, data)
+	}
+	deferred := payload(702, 99)
+	putDeferred(t, st, "info/deferred", deferred)
+	objects["info/deferred"] = deferred
+	after := time.Now()
+
+	got := listInfo(t, st, "info/")
+	if len(got) != len(objects) {
+		t.Fatalf("List(\"info/\") = %v, want %d objects", got, len(objects))
+	}
+	for _, l := range got {
+		if want := int64(len(objects[l.Name])); l.Size != want {
+			t.Errorf("List reported %q with size %d, want %d", l.Name, l.Size, want)
+		}
+		if l.ModTime.IsZero() || l.ModTime.Before(before.Add(-clockSkew)) || l.ModTime.After(after.Add(clockSkew)) {
+			t.Errorf("List reported %q with ModTime %v, want one within %v of [%v, %v]", l.Name, l.ModTime, clockSkew, before, after)
+		}
+		s, err := st.Stat(t.Context(), l.Name)
+		if err != nil {
+			t.Fatalf("Stat(%q): %v", l.Name, err)
+		}
+		if s.Name != l.Name || s.Size != l.Size || !s.ModTime.Equal(l.ModTime) {
+			t.Errorf("Stat(%q) = %+v, List reported %+v: they must agree", l.Name, s, l)
+		}
+	}
+}
+
+func putDeferred(t *testing.T, st repo.Storage, name string, data []byte) {
+	t.Helper()
+	if err := st.PutDeferred(t.Context(), name, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatalf("PutDeferred(%q, %d bytes): %v", name, len(data), err)
+	}
+}
+
+// testPutDeferred: an object stored with PutDeferred is read, listed, protected from
+// overwriting and deleted exactly like one stored with Put, before and after SyncDeferred;
+// a failing or canceled PutDeferred leaves nothing.
+func testPutDeferred(t *testing.T, st repo.Storage) {
+	ctx := t.Context()
+	if err := st.SyncDeferred(ctx); err != nil {
+		t.Fatalf("SyncDeferred with nothing deferred: %v", err)
+	}
+	objects := map[string][]byte{
+		"chunks/aa/aa01": payload(800, 4096),
+		"chunks/aa/aa02": payload(801, 1<<20+5),
+		"chunks/bb/bb01": nil,
+	}
+	for name, data := range objects {
+		putDeferred(t, st, name, data)
+		checkContent(t, st, name, data) // read-after-write before any SyncDeferred
+	}
+	put(t, st, "plain", []byte("put"))
+	want := []string{"chunks/aa/aa01", "chunks/aa/aa02", "chunks/bb/bb01", "plain"}
+	if got := names(list(t, st, "")); !slices.Equal(got, want) {
+		t.Fatalf("List(\"\") = %v, want %v", got, want)
+	}
+	other := payload(802, 10)
+	for _, name := range []string{"chunks/aa/aa01", "plain"} {
+		if err := st.PutDeferred(ctx, name, bytes.NewReader(other), int64(len(other))); !errors.Is(err, repo.ErrExists) {
+			t.Fatalf("PutDeferred over existing %q = %v, want ErrExists", name, err)
+		}
+	}
+	if err := st.Put(ctx, "chunks/aa/aa01", bytes.NewReader(other), int64(len(other))); !errors.Is(err, repo.ErrExists) {
+		t.Fatalf("Put over an object stored with PutDeferred = %v, want ErrExists", err)
+	}
+	checkContent(t, st, "chunks/aa/aa01", objects["chunks/aa/aa01"])
+
+	r := &failingReader{data: payload(803, 1000), err: errors.New("source failed")}
+	if err := st.PutDeferred(ctx, "chunks/cc/fail", r, 5000); err == nil {
+		t.Fatal("PutDeferred with a reader failing mid-way succeeded")
+	}
+	checkMissing(t, st, "chunks/cc/fail")
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := st.PutDeferred(canceled, "chunks/cc/canceled", bytes.NewReader(other), int64(len(other))); err == nil {
+		t.Fatal("PutDeferred with a canceled context succeeded")
+	}
+	checkMissing(t, st, "chunks/cc/canceled")
+
+	if err := st.SyncDeferred(ctx); err != nil {
+		t.Fatalf("SyncDeferred: %v", err)
+	}
+	for name, data := range objects {
+		checkContent(t, st, name, data)
+	}
+	if err := st.SyncDeferred(ctx); err != nil {
+		t.Fatalf("second SyncDeferred: %v", err)
+	}
+	if err := st.Delete(ctx, "chunks/aa/aa02"); err != nil {
+		t.Fatalf("Delete of an object stored with PutDeferred: %v", err)
+	}
+	checkMissing(t, st, "chunks/aa/aa02")
+	putDeferred(t, st, "chunks/aa/aa02", other)
+	checkContent(t, st, "chunks/aa/aa02", other)
 }
