@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/location"
 	"github.com/spf13/cobra"
 )
 
@@ -46,50 +41,12 @@ key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
 					return fmt.Errorf("init --encrypt: the passphrase is empty")
 				}
 			}
-			// Refuse before creating anything, so a repeated --repo list with one
-			// existing repository changes nothing.
-			for _, s := range specs {
-				if st, err := storageFor(s, false); err == nil {
-					if _, err := st.Stat(cmd.Context(), "config"); err == nil {
-						return fmt.Errorf("init %s: a repository already exists there; use it, or choose an empty location", st)
-					}
-				}
+			repos, err := location.Init(cmd.Context(), specs, locationOptions(cmd), o)
+			if err != nil {
+				return err
 			}
-			// All or nothing: a failure at the second repository removes what
-			// the first one got, so a rerun does not find "already exists".
-			var done []repo.Storage
-			var madeDirs []string
-			undo := func() {
-				for _, st := range done {
-					_ = st.Delete(context.WithoutCancel(cmd.Context()), "config")
-				}
-				for _, d := range madeDirs {
-					_ = os.RemoveAll(d)
-				}
-			}
-			var lines []string
-			for _, s := range specs {
-				if !strings.Contains(s, "://") {
-					if _, err := os.Stat(s); errors.Is(err, fs.ErrNotExist) {
-						abs, _ := filepath.Abs(s)
-						madeDirs = append(madeDirs, abs)
-					}
-				}
-				st, err := storageFor(s, true)
-				if err != nil {
-					undo()
-					return err
-				}
-				r, err := repo.Init(cmd.Context(), st, o)
-				if err != nil {
-					undo()
-					return err
-				}
-				done = append(done, st)
-				lines = append(lines, fmt.Sprintf("created repository %s (format %d, encryption %s, chunk size %d KiB)", r, repo.FormatVersion, r.Config().Encryption, r.Config().ChunkSize>>10))
-			}
-			for _, l := range lines {
-				fmt.Fprintln(cmd.OutOrStdout(), l)
+			for _, r := range repos {
+				fmt.Fprintf(cmd.OutOrStdout(), "created repository %s (format %d, encryption %s, chunk size %d KiB)\n", r, repo.FormatVersion, r.Config().Encryption, r.Config().ChunkSize>>10)
 			}
 			return nil
 		},

@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/pgward/pgward/repo"
-	"github.com/pgward/pgward/repo/local"
+	"github.com/pgward/pgward/repo/location"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -67,26 +66,6 @@ func setupLogging(cmd *cobra.Command) error {
 // stderrIsTerminal decides between a progress bar and log lines.
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
-// storageFor opens the storage a --repo value names: s3://bucket/prefix, or a local
-// directory. create is for init: it creates the directory, or the bucket when missing.
-func storageFor(spec string, create bool) (repo.Storage, error) {
-	if strings.HasPrefix(spec, "s3://") {
-		return s3Storage(spec, create)
-	}
-	if strings.Contains(spec, "://") {
-		scheme, _, _ := strings.Cut(spec, "://")
-		return nil, fmt.Errorf("--repo %s: %s:// repositories are not supported; use a local directory or s3://bucket/prefix", spec, scheme)
-	}
-	if create {
-		return local.Create(spec)
-	}
-	st, err := local.Open(spec)
-	if err != nil {
-		return nil, fmt.Errorf("%w; create the repository with 'pgward init --repo %s'", err, spec)
-	}
-	return st, nil
-}
-
 func repoSpecs(cmd *cobra.Command) ([]string, error) {
 	specs, _ := cmd.Flags().GetStringArray("repo")
 	if len(specs) == 0 {
@@ -101,36 +80,7 @@ func openRepos(ctx context.Context, cmd *cobra.Command) ([]*repo.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	pass := passphraseSource(cmd)
-	var cached []byte
-	once := func() ([]byte, error) {
-		if cached != nil || pass == nil {
-			return cached, nil
-		}
-		b, err := pass()
-		cached = b
-		return b, err
-	}
-	var repos []*repo.Repo
-	for _, s := range specs {
-		st, err := storageFor(s, false)
-		if err != nil {
-			return nil, err
-		}
-		var src func() ([]byte, error)
-		if pass != nil {
-			src = once
-		}
-		r, err := repo.Open(ctx, st, src)
-		if err != nil {
-			return nil, err
-		}
-		if !r.Encrypted() && (cmd.Flags().Changed("passphrase-file") || cmd.Flags().Changed("passphrase-command")) {
-			slog.Warn("the repository is not encrypted: the passphrase option is ignored", "repo", r.String())
-		}
-		repos = append(repos, r)
-	}
-	return repos, nil
+	return location.Open(ctx, specs, locationOptions(cmd))
 }
 
 func clusterName(cmd *cobra.Command) (string, error) {

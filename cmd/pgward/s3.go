@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/location"
 	"github.com/pgward/pgward/repo/retry"
-	"github.com/pgward/pgward/repo/s3"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -20,7 +17,7 @@ import (
 //
 // They live in one package variable, written by the flag values themselves whenever a flag
 // is set (on the command line, or by resolveFlags from the environment or the config file),
-// because storageFor is called where no command is at hand. Defaults are never written
+// because they were read where no command was at hand. Defaults are never written
 // there, so building another root command (knownFileKey does, while flags are being
 // resolved) cannot reset what was already set.
 type s3Options struct {
@@ -83,122 +80,14 @@ func (o *optValue[T]) Set(s string) error {
 func (o *optValue[T]) String() string { return fmt.Sprint(o.val) }
 func (o *optValue[T]) Type() string   { return o.typ }
 
-// s3Storage opens the repository at an s3://bucket/prefix URL: the S3 backend under the
-// retry wrapper, the one retry policy (the backend's SDK never retries on its own).
-func s3Storage(spec string, create bool) (repo.Storage, error) {
-	bucket, prefix, err := s3.ParseURL(spec)
-	if err != nil {
-		return nil, fmt.Errorf("--repo: %w", err)
-	}
+// locationOptions are the options every repository location is opened with.
+func locationOptions(cmd *cobra.Command) location.Options {
 	o := s3Opts
-	l := &lazyS3{
-		cfg: s3.Config{
-			Bucket: bucket, Prefix: prefix,
-			Region: o.region, Endpoint: o.endpoint, PathStyle: o.pathStyle,
-			SSE: o.sse, SSEKMSKeyID: o.sseKMSKeyID, StorageClass: o.storageClass,
-		},
-		create: create,
-		name:   "s3://" + bucket,
+	return location.Options{
+		S3: location.S3Options{Endpoint: o.endpoint, Region: o.region, PathStyle: o.pathStyle,
+			SSE: o.sse, SSEKMSKeyID: o.sseKMSKeyID, StorageClass: o.storageClass, RetryMax: o.retryMax},
+		Passphrase:      passphraseSource(cmd),
+		PassphraseGiven: cmd.Flags().Changed("passphrase-file") || cmd.Flags().Changed("passphrase-command"),
+		Log:             slog.Default(),
 	}
-	if prefix != "" {
-		l.name += "/" + prefix
-	}
-	p := retry.Policy{
-		MaxElapsed: o.retryMax,
-		OnRetry: func(op, name string, attempt int, wait time.Duration, err error) {
-			slog.Info("S3 request failed, retrying", "repo", l.name, "op", op, "object", name,
-				"attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-		},
-	}
-	return retry.Wrap(l, p), nil
-}
-
-// lazyS3 opens the bucket (s3.Open, or s3.Create for init) on first use rather than in
-// storageFor: that way opening runs with the caller's context, so an interrupt stops it, and
-// under the retry wrapper, so a server that is briefly unavailable when a command starts is
-// retried like any other request. Errors Open classifies as permanent (a missing bucket,
-// refused or missing credentials, a bad configuration) fail at once.
-type lazyS3 struct {
-	cfg    s3.Config
-	create bool
-	name   string
-
-	mu sync.Mutex
-	st *s3.Storage
-}
-
-func (l *lazyS3) open(ctx context.Context) (*s3.Storage, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.st != nil {
-		return l.st, nil
-	}
-	open := s3.Open
-	if l.create {
-		open = s3.Create
-	}
-	st, err := open(ctx, l.cfg)
-	if err != nil {
-		return nil, err
-	}
-	l.st = st
-	return st, nil
-}
-
-// Unwrap returns the S3 storage once it is open, and nil before: a storage that was never
-// opened has nothing to tell.
-func (l *lazyS3) Unwrap() repo.Storage {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.st == nil {
-		return nil
-	}
-	return l.st
-}
-
-// do opens the bucket and runs op on it.
-func (l *lazyS3) do(ctx context.Context, op func(*s3.Storage) error) error {
-	st, err := l.open(ctx)
-	if err != nil {
-		return err
-	}
-	return op(st)
-}
-
-func (l *lazyS3) String() string { return l.name }
-
-func (l *lazyS3) Put(ctx context.Context, name string, r io.Reader, size int64) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.Put(ctx, name, r, size) })
-}
-
-func (l *lazyS3) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.PutDeferred(ctx, name, r, size) })
-}
-
-func (l *lazyS3) SyncDeferred(ctx context.Context) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.SyncDeferred(ctx) })
-}
-
-func (l *lazyS3) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	st, err := l.open(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return st.Get(ctx, name)
-}
-
-func (l *lazyS3) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
-	st, err := l.open(ctx)
-	if err != nil {
-		return repo.ObjectInfo{}, err
-	}
-	return st.Stat(ctx, name)
-}
-
-func (l *lazyS3) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.List(ctx, prefix, fn) })
-}
-
-func (l *lazyS3) Delete(ctx context.Context, name string) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.Delete(ctx, name) })
 }

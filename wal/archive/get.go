@@ -95,22 +95,18 @@ func fetch(ctx context.Context, repos []*repo.Repo, cluster, name string) ([]byt
 	if err != nil {
 		return nil, false, err
 	}
-	var errs []error
-	for _, r := range repos {
-		data, err := r.GetWAL(ctx, cluster, name)
+	var data []byte
+	_, err = repo.Set(repos).First(func(r *repo.Repo) error {
+		d, err := r.GetWAL(ctx, cluster, name)
 		if err == nil && n.Kind == wal.Segment {
-			if _, verr := wal.ValidateSegment(n, data, int64(len(data)), 0, 0); verr != nil {
-				err = fmt.Errorf("WAL file %s in %s: %w: %w", repo.WALObjectName(cluster, name), r, repo.ErrCorrupt, verr)
+			if _, verr := wal.ValidateSegment(n, d, int64(len(d)), 0, 0); verr != nil {
+				return fmt.Errorf("WAL file %s in %s: %w: %w", repo.WALObjectName(cluster, name), r, repo.ErrCorrupt, verr)
 			}
 		}
-		if err == nil {
-			return data, true, nil
-		}
-		if !errors.Is(err, repo.ErrNotFound) {
-			errs = append(errs, err)
-		}
-	}
-	return nil, false, errors.Join(errs...)
+		data = d
+		return err
+	})
+	return data, data != nil && err == nil, err
 }
 
 // fetchPartial reads the newest streamed partial of a segment from any repository.

@@ -133,17 +133,17 @@ func PushData(ctx context.Context, repos []*repo.Repo, name string, data []byte,
 			sum, sumErr = inventory.Summarize(data)
 		}
 	}()
-	for _, r := range repos {
+	err = repo.Set(repos).All(func(r *repo.Repo) error {
 		stored, err := r.PutWAL(ctx, o.Cluster, name, data, o.Codec)
-		if err != nil {
-			<-summed
-			return err
-		}
-		if o.Log != nil {
+		if err == nil && o.Log != nil {
 			o.Log.Debug("archived", "file", name, "repo", r.String(), "new", stored)
 		}
-	}
+		return err
+	})
 	<-summed
+	if err != nil {
+		return err
+	}
 	if n.Kind != wal.Segment || sumErr != nil {
 		return nil // validate accepted the header, so ScanSegment does not fail
 	}

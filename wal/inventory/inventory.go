@@ -171,22 +171,16 @@ func (inv *Inventory) loadHistory(ctx context.Context, t *Timeline) {
 // firstGood reads an archived WAL file from the first repository whose copy use
 // accepts; the errors of the others are joined when none does.
 func (inv *Inventory) firstGood(ctx context.Context, name string, use func([]byte) error) (found bool, err error) {
-	var errs []error
-	for _, r := range inv.repos {
+	return repo.Set(inv.repos).First(func(r *repo.Repo) error {
 		data, err := r.GetWAL(ctx, inv.Cluster, name)
-		if errors.Is(err, repo.ErrNotFound) {
-			continue
+		if err != nil {
+			return err
 		}
-		found = true
-		if err == nil {
-			if err = use(data); err == nil {
-				return true, nil
-			}
-			err = fmt.Errorf("%s in %s: %w", name, r, err)
+		if err := use(data); err != nil {
+			return fmt.Errorf("%s in %s: %w", name, r, err)
 		}
-		errs = append(errs, err)
-	}
-	return found, errors.Join(errs...)
+		return nil
+	})
 }
 
 // loadPartials finds, for every segment that is not archived whole, the newest
