@@ -74,6 +74,12 @@ type Storage interface {
 	// still verify it (the repository never trusts storage).
 	Get(ctx context.Context, name string) (io.ReadCloser, error)
 
+	// GetRange opens length bytes of the object starting at offset (a pack's entry). A
+	// missing object gives an error wrapping ErrNotFound. The reader delivers exactly length
+	// bytes, or fails: a range past the object's end is an error (the object is not what
+	// the caller's index says), never a short read taken for the content.
+	GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
+
 	// Stat describes an object, or fails with an error wrapping ErrNotFound.
 	Stat(ctx context.Context, name string) (ObjectInfo, error)
 

@@ -424,6 +424,33 @@ func (s *Storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// GetRange implements repo.Storage: the file's bytes [offset, offset+length).
+func (s *Storage) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	rc, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	f := rc.(*os.File)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("get %s: %w", name, err)
+	}
+	if offset < 0 || length < 0 || offset+length > fi.Size() {
+		f.Close()
+		return nil, fmt.Errorf("get %s: range %d+%d is past the object's %d bytes", name, offset, length, fi.Size())
+	}
+	return &sectionFile{SectionReader: io.NewSectionReader(f, offset, length), f: f}, nil
+}
+
+// sectionFile reads a range of an open file and closes the file.
+type sectionFile struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (s *sectionFile) Close() error { return s.f.Close() }
+
 // Stat implements repo.Storage. ModTime is the file's modification time: when the temp
 // file was last written, just before it was linked under the object's name.
 func (s *Storage) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {

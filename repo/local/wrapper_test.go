@@ -27,6 +27,9 @@ func (p passThrough) SyncDeferred(ctx context.Context) error { return p.st.SyncD
 func (p passThrough) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return p.st.Get(ctx, name)
 }
+func (p passThrough) GetRange(ctx context.Context, name string, off, n int64) (io.ReadCloser, error) {
+	return p.st.GetRange(ctx, name, off, n)
+}
 
 func (p passThrough) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	return p.st.Stat(ctx, name)

@@ -83,6 +83,14 @@ func (l *lazy) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return st.Get(ctx, name)
 }
 
+func (l *lazy) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	st, err := l.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.GetRange(ctx, name, offset, length)
+}
+
 func (l *lazy) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	st, err := l.open(ctx)
 	if err != nil {

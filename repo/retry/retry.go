@@ -274,6 +274,29 @@ func (s *storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return &resumingReader{s: s, ctx: ctx, name: name, rc: rc}, nil
 }
 
+// GetRange reads the whole range under the retry policy (ranges are pack entries,
+// at most a chunk): a transient failure while reading reopens it, as for Get.
+func (s *storage) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	t := s.begin(ctx, "get", name)
+	for {
+		var data []byte
+		rc, err := s.st.GetRange(ctx, name, offset, length)
+		if err == nil {
+			data, err = io.ReadAll(rc)
+			rc.Close()
+			if err == nil && int64(len(data)) != length {
+				err = fmt.Errorf("get %s: range %d+%d delivered %d bytes", name, offset, length, len(data))
+			}
+		}
+		if retry, err := t.again(err); !retry {
+			if err != nil {
+				return nil, err
+			}
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}
+	}
+}
+
 // open opens name and skips its first off bytes, retrying both.
 func (s *storage) open(ctx context.Context, name string, off int64) (io.ReadCloser, error) {
 	t := s.begin(ctx, "get", name)

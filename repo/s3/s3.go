@@ -45,6 +45,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -605,6 +606,36 @@ func (s *Storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("get %s: %w", s.url(key), repo.ErrNotFound)
 		}
 		return nil, s.opError("get", key, err)
+	}
+	return out.Body, nil
+}
+
+// GetRange implements repo.Storage with a ranged GetObject.
+func (s *Storage) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := checkName(name); err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	key := s.prefix + name
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get %s: %w", s.url(key), err)
+	}
+	if offset < 0 || length <= 0 {
+		if length == 0 && offset >= 0 {
+			return io.NopCloser(bytes.NewReader(nil)), nil
+		}
+		return nil, fmt.Errorf("get %s: invalid range %d+%d", s.url(key), offset, length)
+	}
+	rng := fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
+	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key, Range: &rng})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("get %s: %w", s.url(key), repo.ErrNotFound)
+		}
+		return nil, s.opError("get", key, err)
+	}
+	if out.ContentLength == nil || *out.ContentLength != length {
+		out.Body.Close()
+		return nil, fmt.Errorf("get %s: range %d+%d is past the object's end", s.url(key), offset, length)
 	}
 	return out.Body, nil
 }

@@ -22,6 +22,7 @@ const (
 	OpPutDeferred  Op = "PutDeferred"
 	OpSyncDeferred Op = "SyncDeferred"
 	OpGet          Op = "Get"
+	OpGetRange     Op = "GetRange"
 	OpStat         Op = "Stat"
 	OpList         Op = "List"
 	OpDelete       Op = "Delete"
@@ -183,6 +184,18 @@ func (f *Faulty) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	rc, err := f.st.Get(ctx, name)
+	if err != nil || !ft.Corrupt {
+		return rc, err
+	}
+	return &lastByteInverter{rc: rc}, nil
+}
+
+func (f *Faulty) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	ft, err := f.begin(ctx, OpGetRange, name)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := f.st.GetRange(ctx, name, offset, length)
 	if err != nil || !ft.Corrupt {
 		return rc, err
 	}

@@ -114,6 +114,18 @@ func (m *Memory) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(o.data)), nil
 }
 
+// GetRange implements repo.Storage.
+func (m *Memory) GetRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	o, err := m.lookup(ctx, "get", name)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 || length < 0 || offset+length > int64(len(o.data)) {
+		return nil, fmt.Errorf("get %s: range %d+%d is past the object's %d bytes", name, offset, length, len(o.data))
+	}
+	return io.NopCloser(bytes.NewReader(o.data[offset : offset+length])), nil
+}
+
 // Stat implements repo.Storage.
 func (m *Memory) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	o, err := m.lookup(ctx, "stat", name)

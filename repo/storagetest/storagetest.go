@@ -57,6 +57,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) repo.Storage) {
 		{"String", testString},
 		{"ObjectInfo", testObjectInfo},
 		{"PutDeferred", testPutDeferred},
+		{"GetRange", testGetRange},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -710,4 +711,38 @@ func testPutDeferred(t *testing.T, st repo.Storage) {
 	checkMissing(t, st, "chunks/aa/aa02")
 	putDeferred(t, st, "chunks/aa/aa02", other)
 	checkContent(t, st, "chunks/aa/aa02", other)
+}
+
+// testGetRange: a range is exactly the bytes asked for; a range past the end and a
+// missing object are errors, the latter wrapping ErrNotFound.
+func testGetRange(t *testing.T, st repo.Storage) {
+	ctx := context.Background()
+	data := make([]byte, 100000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := st.Put(ctx, "packs/ab/p1", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]int64{{0, 100000}, {0, 1}, {12345, 6789}, {99999, 1}, {50000, 0}} {
+		rc, err := st.GetRange(ctx, "packs/ab/p1", r[0], r[1])
+		if err != nil {
+			t.Fatalf("GetRange(%d, %d): %v", r[0], r[1], err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data[r[0]:r[0]+r[1]]) {
+			t.Errorf("GetRange(%d, %d): %d bytes, %v; want the object's bytes", r[0], r[1], len(got), err)
+		}
+	}
+	if rc, err := st.GetRange(ctx, "packs/ab/p1", 99990, 20); err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+		if err == nil {
+			t.Error("a range past the end was read without an error")
+		}
+	}
+	if _, err := st.GetRange(ctx, "packs/ab/missing", 0, 10); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("GetRange of a missing object: %v, want ErrNotFound", err)
+	}
 }
