@@ -30,8 +30,16 @@ func (b *ChunkBuffers) UsePlain(buf []byte) { b.plain = buf[:0] }
 // Sealed returns the object SealChunk last built in b.
 func (b *ChunkBuffers) Sealed() []byte { return b.obj }
 
-// HasChunk reports whether the chunk is stored.
+// HasChunk reports whether the chunk is stored: whole, packed, or as a page delta.
 func (r *Repo) HasChunk(ctx context.Context, id Hash) (bool, error) {
+	if r.cfg.Format >= 2 {
+		for _, kind := range []uint8{KindChunk, KindDelta} {
+			_, ok, err := r.lookup(ctx, id, kind)
+			if err != nil || ok {
+				return ok, err
+			}
+		}
+	}
 	_, err := r.st.Stat(ctx, chunkName(id))
 	if err == nil {
 		return true, nil
@@ -86,7 +94,140 @@ func (r *Repo) StoreChunk(ctx context.Context, id Hash, obj []byte) (int64, erro
 // GetChunk reads and verifies a chunk and returns its plaintext, which is valid
 // until the buffers are used again. Any mismatch (bad tag, bad hash, an object
 // whose content is not the one its name promises) is an error naming the chunk.
+// In a format-2 repository the chunk may be packed or a page delta; a delta is
+// rebuilt over its base and the result checked against id like any chunk.
 func (r *Repo) GetChunk(ctx context.Context, id Hash, b *ChunkBuffers) ([]byte, error) {
+	if r.cfg.Format >= 2 {
+		if e, ok, err := r.lookup(ctx, id, KindChunk); err != nil {
+			return nil, err
+		} else if ok {
+			return r.getPacked(ctx, e, b)
+		}
+		if e, ok, err := r.lookup(ctx, id, KindDelta); err != nil {
+			return nil, err
+		} else if ok {
+			return r.materialize(ctx, e, b)
+		}
+	}
+	return r.getWhole(ctx, id, b)
+}
+
+// getPacked reads a whole chunk from a pack.
+func (r *Repo) getPacked(ctx context.Context, e IndexEntry, b *ChunkBuffers) ([]byte, error) {
+	plain, h, err := r.readEntry(ctx, e, b.plain[:0], b)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", e.ID, err)
+	}
+	if h != e.ID {
+		return nil, fmt.Errorf("chunk %s in pack %s of %s: %w: it holds chunk %s", e.ID, e.Pack, r.st, ErrCorrupt, h)
+	}
+	b.plain = plain
+	return plain, nil
+}
+
+// materialize rebuilds a chunk stored as a page delta: it reads the chain of
+// deltas down to a whole chunk, reads that into b's plaintext buffer, applies the
+// deltas oldest first, and checks the result against the chunk's id. The chain is
+// bounded by the repository's MaxDeltaDepth, so a corrupt or cyclic chain cannot
+// run away.
+func (r *Repo) materialize(ctx context.Context, e IndexEntry, b *ChunkBuffers) ([]byte, error) {
+	var chain []Delta
+	cur := e
+	for {
+		if len(chain) > r.cfg.MaxDeltaDepth {
+			return nil, fmt.Errorf("chunk %s: %w: its page deltas chain more than %d deep", e.ID, ErrCorrupt, r.cfg.MaxDeltaDepth)
+		}
+		plain, _, err := r.readEntry(ctx, cur, nil, b)
+		if err != nil {
+			return nil, fmt.Errorf("chunk %s: page delta: %w", e.ID, err)
+		}
+		d, err := decodeDelta(plain)
+		if err != nil {
+			return nil, fmt.Errorf("chunk %s: page delta in pack %s: %w", e.ID, cur.Pack, err)
+		}
+		chain = append(chain, d)
+		next, ok, err := r.lookup(ctx, d.Base, KindDelta)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		cur = next
+	}
+	base := chain[len(chain)-1].Base
+	var plain []byte
+	var err error
+	if be, ok, lerr := r.lookup(ctx, base, KindChunk); lerr != nil {
+		return nil, lerr
+	} else if ok {
+		plain, err = r.getPacked(ctx, be, b)
+	} else {
+		plain, err = r.getWhole(ctx, base, b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: the base of its page deltas: %w", e.ID, err)
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		plain = chain[i].apply(plain)
+	}
+	b.plain = plain
+	if got := r.ContentHash(plain); got != e.ID {
+		return nil, fmt.Errorf("chunk %s: %w: rebuilt from %d page delta(s) over chunk %s, it does not match its id", e.ID, ErrCorrupt, len(chain), base)
+	}
+	return plain, nil
+}
+
+// Depth is the length of the chain of page deltas a chunk is stored as (0: whole).
+func (r *Repo) Depth(ctx context.Context, id Hash) (int, error) {
+	if r.cfg.Format < 2 {
+		return 0, nil
+	}
+	e, ok, err := r.lookup(ctx, id, KindDelta)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return int(e.Depth), nil
+}
+
+// GetDigest reads the page digest of a chunk; ok is false when none is stored.
+func (r *Repo) GetDigest(ctx context.Context, id Hash, b *ChunkBuffers) (Digest, bool, error) {
+	if r.cfg.Format < 2 {
+		return Digest{}, false, nil
+	}
+	e, ok, err := r.lookup(ctx, id, KindDigest)
+	if err != nil || !ok {
+		return Digest{}, false, err
+	}
+	plain, _, err := r.readEntry(ctx, e, nil, b)
+	if err != nil {
+		return Digest{}, false, fmt.Errorf("page digest of chunk %s: %w", id, err)
+	}
+	d, err := decodeDigest(plain, id)
+	if err != nil {
+		return Digest{}, false, fmt.Errorf("page digest in pack %s of %s: %w", e.Pack, r.st, err)
+	}
+	return d, true, nil
+}
+
+// SealDelta builds in b the object of chunk plain stored as pages over base.
+func (r *Repo) SealDelta(base Hash, plain []byte, pages []uint32, codec compress.Codec, b *ChunkBuffers) ([]byte, error) {
+	d := encodeDelta(base, plain, pages)
+	var err error
+	b.obj, b.scratch, err = r.Seal(b.obj[:0], d, r.ContentHash(d), codec, b.scratch)
+	return b.obj, err
+}
+
+// SealDigest builds in b the object of a chunk's page digest.
+func (r *Repo) SealDigest(d Digest, codec compress.Codec, b *ChunkBuffers) ([]byte, error) {
+	plain := d.encode()
+	var err error
+	b.obj, b.scratch, err = r.Seal(b.obj[:0], plain, r.ContentHash(plain), codec, b.scratch)
+	return b.obj, err
+}
+
+// getWhole reads a chunk stored as its own object.
+func (r *Repo) getWhole(ctx context.Context, id Hash, b *ChunkBuffers) ([]byte, error) {
 	var err error
 	limit := int64(r.cfg.ChunkSize) + headerSize + 1024
 	b.obj, err = r.readInto(ctx, chunkName(id), b.obj, limit+int64(r.cfg.ChunkSize/64))

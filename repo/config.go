@@ -16,8 +16,22 @@ import (
 	"github.com/pgward/pgward/crypt"
 )
 
-// FormatVersion is the repository format this code writes and reads.
-const FormatVersion = 1
+// FormatVersion is the repository format init creates; this code reads every
+// format from MinFormatVersion on (docs/repository-format.md).
+const (
+	FormatVersion    = 2
+	MinFormatVersion = 1
+)
+
+// Defaults of the format-2 settings (docs/format2-design.md).
+const (
+	// DefaultPackThreshold: chunks smaller than this go into packs.
+	DefaultPackThreshold = 1 << 20
+	// DefaultPackSize bounds a pack.
+	DefaultPackSize = 8 << 20
+	// DefaultMaxDeltaDepth bounds a chain of page deltas.
+	DefaultMaxDeltaDepth = 8
+)
 
 // DefaultChunkSize is the size of the pieces file data is split into. 4 MiB keeps
 // the number of objects (and S3 requests) per terabyte near 250k while leaving
@@ -41,6 +55,12 @@ type Config struct {
 	// PlainKey is the master key in hex (unencrypted repositories: it only keys the
 	// content hash, it protects nothing).
 	PlainKey string `json:"plain_key,omitempty"`
+	// Format-2 settings (zero in format 1): chunks below PackThreshold bytes are
+	// packed into packs of at most PackSize bytes; page deltas chain at most
+	// MaxDeltaDepth deep.
+	PackThreshold int `json:"pack_threshold,omitempty"`
+	PackSize      int `json:"pack_size,omitempty"`
+	MaxDeltaDepth int `json:"max_delta_depth,omitempty"`
 	// KeyCheck is a check value of the stored key (Key or PlainKey): the first 8
 	// bytes of SHA-256 over it, in hex. The config is plain JSON that people open
 	// in editors; an edited key would otherwise surface as a wrong passphrase or
@@ -69,6 +89,11 @@ type InitOptions struct {
 	ChunkSize  int
 	// KDF overrides the default key-derivation parameters (tests use cheaper ones).
 	KDF *crypt.KDFParams
+	// Format is the format to create (default FormatVersion; 1 makes a
+	// repository an older pgward can use).
+	Format int
+	// PackThreshold, PackSize and MaxDeltaDepth override the format-2 defaults.
+	PackThreshold, PackSize, MaxDeltaDepth int
 }
 
 // ErrNotRepository is wrapped when the storage holds no repository config.
@@ -103,7 +128,17 @@ func Init(ctx context.Context, st Storage, o InitOptions) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := Config{Format: FormatVersion, ID: hex.EncodeToString(idb[:]), Created: time.Now().UTC(), ChunkSize: o.ChunkSize, Encryption: "none"}
+	if o.Format == 0 {
+		o.Format = FormatVersion
+	}
+	if o.Format < MinFormatVersion || o.Format > FormatVersion {
+		return nil, fmt.Errorf("init %s: format %d is not one this pgward writes (%d to %d)", st, o.Format, MinFormatVersion, FormatVersion)
+	}
+	cfg := Config{Format: o.Format, ID: hex.EncodeToString(idb[:]), Created: time.Now().UTC(), ChunkSize: o.ChunkSize, Encryption: "none"}
+	if o.Format >= 2 {
+		cfg.PackThreshold, cfg.PackSize, cfg.MaxDeltaDepth = o.PackThreshold, o.PackSize, o.MaxDeltaDepth
+	}
+	cfg.setFormat2Defaults()
 	if o.Passphrase != nil {
 		if len(o.Passphrase) == 0 {
 			return nil, fmt.Errorf("init %s: the passphrase is empty", st)
@@ -142,27 +177,63 @@ func Init(ctx context.Context, st Storage, o InitOptions) (*Repo, error) {
 	return newRepo(st, cfg, master)
 }
 
+// setFormat2Defaults fills the format-2 settings of a format-2 config.
+func (c *Config) setFormat2Defaults() {
+	if c.Format < 2 {
+		return
+	}
+	if c.PackThreshold == 0 {
+		c.PackThreshold = DefaultPackThreshold
+	}
+	if c.PackSize == 0 {
+		c.PackSize = DefaultPackSize
+	}
+	if c.MaxDeltaDepth == 0 {
+		c.MaxDeltaDepth = DefaultMaxDeltaDepth
+	}
+}
+
+// upgradedConfigName is where `pgward upgrade` writes the config of a repository
+// raised from format 1 to 2; it is read before configName (docs/format2-design.md,
+// "Format versions and upgrade").
+const upgradedConfigName = "config-2"
+
+// readConfig returns the raw config: config-2 when it exists, else config.
+func readConfig(ctx context.Context, st Storage) ([]byte, error) {
+	for _, name := range []string{upgradedConfigName, configName} {
+		rc, err := st.Get(ctx, name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("opening repository %s: %w", st, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("opening repository %s: reading %s: %w", st, name, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%w at %s: run 'pgward init --repo %s' first, or check the --repo path", ErrNotRepository, st, st)
+}
+
 // Open reads the config of the repository in st and unlocks it. passphrase is
 // called only when the repository is encrypted.
 func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*Repo, error) {
-	rc, err := st.Get(ctx, configName)
-	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w at %s: run 'pgward init --repo %s' first, or check the --repo path", ErrNotRepository, st, st)
-	}
+	b, err := readConfig(ctx, st)
 	if err != nil {
-		return nil, fmt.Errorf("opening repository %s: %w", st, err)
-	}
-	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("opening repository %s: reading config: %w", st, err)
+		return nil, err
 	}
 	var cfg Config
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return nil, fmt.Errorf("opening repository %s: config is not valid JSON (%v): %w", st, err, ErrCorrupt)
 	}
-	if cfg.Format != FormatVersion {
-		return nil, fmt.Errorf("opening repository %s: format version %d is not supported by this pgward (it reads version %d)", st, cfg.Format, FormatVersion)
+	if cfg.Format < MinFormatVersion || cfg.Format > FormatVersion {
+		return nil, fmt.Errorf("opening repository %s: format version %d is not supported by this pgward (it reads versions %d to %d)", st, cfg.Format, MinFormatVersion, FormatVersion)
+	}
+	if cfg.Format >= 2 && (cfg.PackThreshold <= 0 || cfg.PackSize <= 0 || cfg.MaxDeltaDepth <= 0 || cfg.MaxDeltaDepth > 255) {
+		return nil, fmt.Errorf("opening repository %s: config has invalid pack or delta settings: %w", st, ErrCorrupt)
 	}
 	if cfg.ChunkSize < 64<<10 || cfg.ChunkSize > 64<<20 {
 		return nil, fmt.Errorf("opening repository %s: config has an invalid chunk size %d: %w", st, cfg.ChunkSize, ErrCorrupt)
@@ -203,6 +274,9 @@ func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*
 
 // Repo is an open repository.
 type Repo struct {
+	// index is the loaded index of a format-2 repository (index.go).
+	index index
+
 	st     Storage
 	cfg    Config
 	idKey  []byte

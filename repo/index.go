@@ -1,0 +1,265 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// The index of a format-2 repository (docs/format2-design.md, "Index"): which pack
+// holds which entry. Index objects are written once each, by the run that wrote the
+// packs they describe, before anything that refers to those entries is committed.
+// Readers load them all, lazily, once per open repository.
+
+// Entry kinds.
+const (
+	KindChunk  = 1 // a whole chunk
+	KindDelta  = 2 // a chunk stored as pages over a base chunk
+	KindDigest = 3 // the page digests of a chunk
+)
+
+const indexPrefix = "index/"
+
+var indexMagic = [4]byte{'P', 'G', 'W', 'I'}
+
+const indexEntrySize = 32 + 1 + 1 + 4 + 4 + 4
+
+// IndexEntry locates one packed entry.
+type IndexEntry struct {
+	ID   Hash
+	Kind uint8
+	// Depth is a page delta's chain length to a whole chunk (1 for a delta over
+	// a whole chunk); 0 for other kinds.
+	Depth  uint8
+	Pack   string // the pack object's name
+	Offset uint32
+	Length uint32
+}
+
+type indexKey struct {
+	id   Hash
+	kind uint8
+}
+
+// location is an IndexEntry in memory: the pack by number.
+type location struct {
+	pack           int32
+	depth          uint8
+	offset, length uint32
+}
+
+// index is the loaded index of a repository.
+type index struct {
+	once sync.Once
+	err  error
+
+	mu      sync.RWMutex
+	packs   []string
+	packNum map[string]int32
+	entries map[indexKey]location
+}
+
+func (x *index) add(e IndexEntry) {
+	n, ok := x.packNum[e.Pack]
+	if !ok {
+		n = int32(len(x.packs))
+		x.packs = append(x.packs, e.Pack)
+		x.packNum[e.Pack] = n
+	}
+	x.entries[indexKey{e.ID, e.Kind}] = location{pack: n, depth: e.Depth, offset: e.Offset, length: e.Length}
+}
+
+// loadIndex reads every index object once. Format-1 repositories have none.
+func (r *Repo) loadIndex(ctx context.Context) error {
+	x := &r.index
+	x.once.Do(func() {
+		x.packNum = map[string]int32{}
+		x.entries = map[indexKey]location{}
+		if r.cfg.Format < 2 {
+			return
+		}
+		var names []string
+		x.err = r.st.List(ctx, indexPrefix, func(o ObjectInfo) error {
+			names = append(names, o.Name)
+			return nil
+		})
+		if x.err != nil {
+			x.err = fmt.Errorf("listing the index of %s: %w", r.st, x.err)
+			return
+		}
+		for _, name := range names {
+			entries, err := r.readIndex(ctx, name)
+			if err != nil {
+				x.err = err
+				return
+			}
+			for _, e := range entries {
+				x.add(e)
+			}
+		}
+	})
+	return x.err
+}
+
+// lookup finds a packed entry.
+func (r *Repo) lookup(ctx context.Context, id Hash, kind uint8) (IndexEntry, bool, error) {
+	if err := r.loadIndex(ctx); err != nil {
+		return IndexEntry{}, false, err
+	}
+	x := &r.index
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	l, ok := x.entries[indexKey{id, kind}]
+	if !ok {
+		return IndexEntry{}, false, nil
+	}
+	return IndexEntry{ID: id, Kind: kind, Depth: l.depth, Pack: x.packs[l.pack], Offset: l.offset, Length: l.length}, true, nil
+}
+
+// remember adds entries this process wrote to the loaded index.
+func (r *Repo) remember(entries []IndexEntry) {
+	x := &r.index
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.entries == nil {
+		return // not loaded: the next load reads the index object
+	}
+	for _, e := range entries {
+		x.add(e)
+	}
+}
+
+// encodeIndex builds the plaintext of an index object.
+func encodeIndex(entries []IndexEntry) []byte {
+	sort.Slice(entries, func(i, j int) bool {
+		if c := bytes.Compare(entries[i].ID[:], entries[j].ID[:]); c != 0 {
+			return c < 0
+		}
+		return entries[i].Kind < entries[j].Kind
+	})
+	var packs []string
+	packNum := map[string]uint32{}
+	for _, e := range entries {
+		if _, ok := packNum[e.Pack]; !ok {
+			packNum[e.Pack] = uint32(len(packs))
+			packs = append(packs, e.Pack)
+		}
+	}
+	b := make([]byte, 0, 16+len(packs)*32+len(entries)*indexEntrySize)
+	b = append(b, indexMagic[:]...)
+	b = append(b, 1, 0, 0, 0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(packs)))
+	for _, p := range packs {
+		id, _ := hex.DecodeString(packID(p))
+		b = append(b, id...)
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(entries)))
+	for _, e := range entries {
+		b = append(b, e.ID[:]...)
+		b = append(b, e.Kind, e.Depth)
+		b = binary.LittleEndian.AppendUint32(b, packNum[e.Pack])
+		b = binary.LittleEndian.AppendUint32(b, e.Offset)
+		b = binary.LittleEndian.AppendUint32(b, e.Length)
+	}
+	return b
+}
+
+// decodeIndex parses an index object's plaintext.
+func decodeIndex(b []byte) ([]IndexEntry, error) {
+	bad := func(why string) ([]IndexEntry, error) { return nil, fmt.Errorf("%w: index %s", ErrCorrupt, why) }
+	if len(b) < 12 || !bytes.Equal(b[:4], indexMagic[:]) {
+		return bad("has no index magic")
+	}
+	if b[4] != 1 {
+		return bad(fmt.Sprintf("version %d is not supported", b[4]))
+	}
+	np := binary.LittleEndian.Uint32(b[8:])
+	b = b[12:]
+	if uint64(len(b)) < uint64(np)*32+4 {
+		return bad("is truncated in its pack list")
+	}
+	packs := make([]string, np)
+	for i := range packs {
+		packs[i] = packName(hex.EncodeToString(b[:32]))
+		b = b[32:]
+	}
+	ne := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	if uint64(len(b)) != uint64(ne)*indexEntrySize {
+		return bad("has a wrong size for its entries")
+	}
+	out := make([]IndexEntry, ne)
+	for i := range out {
+		e := &out[i]
+		copy(e.ID[:], b)
+		e.Kind, e.Depth = b[32], b[33]
+		p := binary.LittleEndian.Uint32(b[34:])
+		if p >= np || e.Kind < KindChunk || e.Kind > KindDigest {
+			return bad("has an entry with a bad pack or kind")
+		}
+		e.Pack = packs[p]
+		e.Offset = binary.LittleEndian.Uint32(b[38:])
+		e.Length = binary.LittleEndian.Uint32(b[42:])
+		b = b[indexEntrySize:]
+	}
+	return out, nil
+}
+
+// readIndex reads and verifies one index object.
+func (r *Repo) readIndex(ctx context.Context, name string) ([]IndexEntry, error) {
+	obj, err := r.getRaw(ctx, name, maxMetaSize)
+	if err != nil {
+		return nil, fmt.Errorf("reading index %s in %s: %w", name, r.st, err)
+	}
+	plain, h, _, err := r.Open(nil, obj, maxMetaSize, nil)
+	if err == nil && r.ContentHash(plain) != h {
+		err = fmt.Errorf("%w: content hash mismatch", ErrCorrupt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index %s in %s: %w", name, r.st, err)
+	}
+	entries, err := decodeIndex(plain)
+	if err != nil {
+		return nil, fmt.Errorf("index %s in %s: %w", name, r.st, err)
+	}
+	return entries, nil
+}
+
+// writeIndex stores an index object for entries; its name is durable after the
+// next SyncDeferred (PutManifest calls it before committing).
+func (r *Repo) writeIndex(ctx context.Context, entries []IndexEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	plain := encodeIndex(entries)
+	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodec, nil)
+	if err != nil {
+		return err
+	}
+	name := indexPrefix + randomName()
+	if err := r.st.PutDeferred(ctx, name, bytes.NewReader(obj), int64(len(obj))); err != nil {
+		return fmt.Errorf("writing index %s to %s: %w", name, r.st, err)
+	}
+	r.remember(entries)
+	return nil
+}
+
+// randomName is <2 hex>/<64 hex>, the form of pack and index names.
+func randomName() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	s := hex.EncodeToString(b[:])
+	return s[:2] + "/" + s
+}
+
+const packPrefix = "packs/"
+
+func packName(id string) string { return packPrefix + id[:2] + "/" + id }
+
+func packID(name string) string { return name[strings.LastIndexByte(name, '/')+1:] }

@@ -1,0 +1,133 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Packer collects small sealed objects into packs (docs/format2-design.md,
+// "Packs"): a first backup of thousands of small files writes tens of objects, not
+// thousands. Add is safe for concurrent use; a full pack is written by the goroutine
+// whose Add filled it, outside the lock, so at most one pack per writer is in
+// flight and memory stays bounded by the writers and PackSize.
+//
+// What the packer wrote is referred to by nothing until Finish has written the
+// index object naming it; Finish runs before the manifest commit, and its names are
+// made durable by the SyncDeferred that PutManifest calls first.
+type Packer struct {
+	r *Repo
+
+	mu      sync.Mutex
+	cur     *bytes.Buffer
+	curName string
+	pending []IndexEntry // entries of the current, unwritten pack
+	done    []IndexEntry // entries of written packs
+	seen    map[indexKey]bool
+	stored  int64
+}
+
+// NewPacker starts a packer; nil for a format-1 repository, which has no packs.
+func (r *Repo) NewPacker() *Packer {
+	if r.cfg.Format < 2 {
+		return nil
+	}
+	return &Packer{r: r, seen: map[indexKey]bool{}}
+}
+
+// Add appends a sealed object as an entry of the given kind. An entry already added
+// by this packer is not added twice. It returns the bytes of packs it wrote.
+func (p *Packer) Add(ctx context.Context, id Hash, kind, depth uint8, obj []byte) (int64, error) {
+	p.mu.Lock()
+	k := indexKey{id, kind}
+	if p.seen[k] {
+		p.mu.Unlock()
+		return 0, nil
+	}
+	p.seen[k] = true
+	var full *bytes.Buffer
+	var fullName string
+	var fullEntries []IndexEntry
+	if p.cur != nil && p.cur.Len()+len(obj) > p.r.cfg.PackSize {
+		full, fullName, fullEntries = p.cur, p.curName, p.pending
+		p.cur, p.pending = nil, nil
+	}
+	if p.cur == nil {
+		p.cur = bytes.NewBuffer(make([]byte, 0, p.r.cfg.PackSize))
+		p.curName = packPrefix + randomName()
+	}
+	p.pending = append(p.pending, IndexEntry{ID: id, Kind: kind, Depth: depth, Pack: p.curName, Offset: uint32(p.cur.Len()), Length: uint32(len(obj))})
+	p.cur.Write(obj)
+	p.mu.Unlock()
+	if full == nil {
+		return 0, nil
+	}
+	return p.write(ctx, fullName, full, fullEntries)
+}
+
+func (p *Packer) write(ctx context.Context, name string, buf *bytes.Buffer, entries []IndexEntry) (int64, error) {
+	n := int64(buf.Len())
+	if err := p.r.st.PutDeferred(ctx, name, bytes.NewReader(buf.Bytes()), n); err != nil {
+		return 0, fmt.Errorf("writing pack %s to %s: %w", name, p.r.st, err)
+	}
+	p.mu.Lock()
+	p.done = append(p.done, entries...)
+	p.stored += n
+	p.mu.Unlock()
+	return n, nil
+}
+
+// Finish writes the last pack and the index object naming every entry this packer
+// wrote. It returns the bytes of the last pack and the index.
+func (p *Packer) Finish(ctx context.Context) (int64, error) {
+	p.mu.Lock()
+	cur, name, entries := p.cur, p.curName, p.pending
+	p.cur, p.pending = nil, nil
+	p.mu.Unlock()
+	var n int64
+	if cur != nil && cur.Len() > 0 {
+		var err error
+		if n, err = p.write(ctx, name, cur, entries); err != nil {
+			return 0, err
+		}
+	}
+	p.mu.Lock()
+	done := p.done
+	p.done = nil
+	p.mu.Unlock()
+	if err := p.r.writeIndex(ctx, done); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// readEntry reads and opens a packed entry, appending its plaintext to dst. The
+// entry's own envelope is verified (tag, checksum or hash); what the plaintext
+// means is the caller's to check.
+func (r *Repo) readEntry(ctx context.Context, e IndexEntry, dst []byte, b *ChunkBuffers) ([]byte, Hash, error) {
+	rc, err := r.st.GetRange(ctx, e.Pack, int64(e.Offset), int64(e.Length))
+	if err != nil {
+		return nil, Hash{}, fmt.Errorf("pack %s in %s: %w", e.Pack, r.st, err)
+	}
+	b.obj = growTo(b.obj, int(e.Length))
+	_, err = io.ReadFull(rc, b.obj)
+	rc.Close()
+	if err != nil {
+		return nil, Hash{}, fmt.Errorf("pack %s in %s: reading %d bytes at %d: %w", e.Pack, r.st, e.Length, e.Offset, err)
+	}
+	plain, h, scratch, err := r.Open(dst, b.obj, r.cfg.ChunkSize+r.cfg.ChunkSize/8+1024, b.scratch)
+	b.scratch = scratch
+	if err != nil {
+		return nil, h, fmt.Errorf("pack %s in %s, entry at %d: %w", e.Pack, r.st, e.Offset, err)
+	}
+	return plain, h, nil
+}
+
+func growTo(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
