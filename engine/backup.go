@@ -200,8 +200,8 @@ func prepareStore(ctx context.Context, repos []*repo.Repo, o BackupOptions, bega
 	return store, newBackupID(began, prevIDs), nil
 }
 
-// pipeline runs the source and the chunk store, joined by a bounded channel;
-// any error cancels both.
+// pipeline runs the source and the chunk store, joined by a bounded channel (any
+// error cancels both), then writes what the packers hold and their index.
 func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunkSize int, o BackupOptions) (*received, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan chunkJob, o.Jobs)
@@ -218,6 +218,9 @@ func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunk
 		return err
 	})
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := store.finish(ctx); err != nil {
 		return nil, err
 	}
 	return got, nil

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -23,6 +24,11 @@ type chunkStore struct {
 	repos []*repo.Repo
 	codec compress.Codec
 	jobs  int
+	// packers[r] collects repository r's small objects (nil: format 1).
+	packers []*repo.Packer
+	// prev[r] maps each file of repository r's previous backup to its chunks:
+	// the bases page deltas are made against.
+	prev []map[string][]repo.Hash
 	// known[r] holds the chunk IDs repository r is known to have: seeded from its
 	// previous backup's manifest (a manifest is written only after its chunks)
 	// and from this backup's own chunks.
@@ -32,26 +38,53 @@ type chunkStore struct {
 }
 
 func newChunkStore(repos []*repo.Repo, codec compress.Codec, jobs int) *chunkStore {
-	cs := &chunkStore{repos: repos, codec: codec, jobs: jobs, known: make([]*sync.Map, len(repos)), stored: make([]atomic.Int64, len(repos))}
-	for i := range cs.known {
+	cs := &chunkStore{repos: repos, codec: codec, jobs: jobs, known: make([]*sync.Map, len(repos)), stored: make([]atomic.Int64, len(repos)),
+		packers: make([]*repo.Packer, len(repos)), prev: make([]map[string][]repo.Hash, len(repos))}
+	for i, r := range repos {
 		cs.known[i] = new(sync.Map)
+		cs.packers[i] = r.NewPacker()
+		cs.prev[i] = map[string][]repo.Hash{}
 	}
 	return cs
 }
 
-// seed records the chunks of a repository's previous backup as present.
+// seed records the chunks of a repository's previous backup as present, and as
+// the bases of the next version of each file.
 func (cs *chunkStore) seed(ri int, m *repo.Manifest) {
 	for _, f := range m.Files {
 		for _, c := range f.Chunks {
 			cs.known[ri].Store(c, struct{}{})
 		}
+		if len(f.Chunks) > 0 {
+			cs.prev[ri][f.Path] = f.Chunks
+		}
 	}
 }
 
+// finish writes what the packers still hold and their index objects: after the
+// writers, before the commit.
+func (cs *chunkStore) finish(ctx context.Context) error {
+	for ri, p := range cs.packers {
+		if p == nil {
+			continue
+		}
+		n, err := p.Finish(ctx)
+		if err != nil {
+			return err
+		}
+		cs.stored[ri].Add(n)
+	}
+	return nil
+}
+
+// storeJob is a sealed object for the writers: a whole chunk object, or an entry
+// for the repository's packer.
 type storeJob struct {
-	ri  int
-	id  repo.Hash
-	buf *repo.ChunkBuffers
+	ri    int
+	id    repo.Hash
+	kind  uint8 // 0: a whole chunk object; else the pack entry's kind
+	depth uint8
+	buf   *repo.ChunkBuffers
 }
 
 // start runs the workers and writers in g until jobs is closed and drained; each
@@ -66,7 +99,13 @@ func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan 
 	for range writers {
 		g.Go(func() error {
 			for s := range stores {
-				n, err := cs.repos[s.ri].StoreChunk(ctx, s.id, s.buf.Sealed())
+				var n int64
+				var err error
+				if s.kind == 0 {
+					n, err = cs.repos[s.ri].StoreChunk(ctx, s.id, s.buf.Sealed())
+				} else {
+					n, err = cs.packers[s.ri].Add(ctx, s.id, s.kind, s.depth, s.buf.Sealed())
+				}
 				sealPool <- s.buf
 				if err != nil {
 					return err
@@ -113,20 +152,106 @@ func (cs *chunkStore) chunk(ctx context.Context, j chunkJob, sealPool chan *repo
 		if has {
 			continue
 		}
-		var sb *repo.ChunkBuffers
-		select {
-		case sb = <-sealPool:
-		case <-ctx.Done():
-			return ctx.Err()
+		w := sealer{cs: cs, ri: ri, id: h, sealPool: sealPool, stores: stores}
+		if cs.packers[ri] == nil {
+			err = w.seal(ctx, 0, 0, func(b *repo.ChunkBuffers) ([]byte, error) { return r.SealChunk(h, data, cs.codec, b) })
+		} else {
+			err = cs.format2(ctx, w, j, data)
 		}
-		if _, err := r.SealChunk(h, data, cs.codec, sb); err != nil {
+		if err != nil {
 			return err
 		}
-		select {
-		case stores <- storeJob{ri: ri, id: h, buf: sb}:
-		case <-ctx.Done():
-			return ctx.Err()
+	}
+	return nil
+}
+
+// format2 stores a new chunk in a format-2 repository: small chunks into a pack;
+// a large chunk of a relation file as a page delta over the chunk that held the
+// same range in the previous backup, when few of its pages changed and the chain
+// is short enough; else whole. Chunks of relation files get a page digest, the
+// base of the next backup's deltas.
+func (cs *chunkStore) format2(ctx context.Context, w sealer, j chunkJob, data []byte) error {
+	r := cs.repos[w.ri]
+	cfg := r.Config()
+	relation := isRelationFile(j.f.entry) && len(data)%repo.PageSize == 0
+	if relation && len(data) >= minDigested {
+		d := repo.DigestOf(w.id, data)
+		if err := w.seal(ctx, repo.KindDigest, 0, func(b *repo.ChunkBuffers) ([]byte, error) { return r.SealDigest(d, cs.codec, b) }); err != nil {
+			return err
 		}
+	}
+	if len(data) < cfg.PackThreshold {
+		return w.seal(ctx, repo.KindChunk, 0, func(b *repo.ChunkBuffers) ([]byte, error) { return r.SealChunk(w.id, data, cs.codec, b) })
+	}
+	if relation {
+		if base, ok := cs.base(w.ri, j); ok {
+			var db repo.ChunkBuffers
+			digest, found, err := r.GetDigest(ctx, base, &db)
+			if err != nil {
+				return err
+			}
+			depth, err := r.Depth(ctx, base)
+			if err != nil {
+				return err
+			}
+			if found && depth < cfg.MaxDeltaDepth {
+				pages := repo.ChangedPages(data, digest)
+				if 2*len(pages) <= (len(data)+repo.PageSize-1)/repo.PageSize {
+					return w.seal(ctx, repo.KindDelta, uint8(depth+1), func(b *repo.ChunkBuffers) ([]byte, error) {
+						return r.SealDelta(base, data, pages, cs.codec, b)
+					})
+				}
+			}
+		}
+	}
+	return w.seal(ctx, 0, 0, func(b *repo.ChunkBuffers) ([]byte, error) { return r.SealChunk(w.id, data, cs.codec, b) })
+}
+
+// minDigested is the smallest chunk worth a page digest: smaller ones are stored
+// whole (in a pack) whatever changed in them.
+const minDigested = 64 << 10
+
+// base is the chunk that held the job's file range in the previous backup.
+func (cs *chunkStore) base(ri int, j chunkJob) (repo.Hash, bool) {
+	prev := cs.prev[ri][j.f.entry.Path]
+	if j.idx >= len(prev) {
+		return repo.Hash{}, false
+	}
+	return prev[j.idx], prev[j.idx] != j.f.ids[ri][j.idx]
+}
+
+// isRelationFile reports whether a file holds relation pages: those change a page
+// at a time, and are worth page deltas.
+func isRelationFile(f repo.File) bool {
+	p := f.Path
+	return f.Size%repo.PageSize == 0 && (strings.HasPrefix(p, "base/") || strings.HasPrefix(p, "global/") || strings.HasPrefix(p, "pg_tblspc/"))
+}
+
+// sealer seals one object of a chunk into a buffer of the pool and hands it to
+// the writers.
+type sealer struct {
+	cs       *chunkStore
+	ri       int
+	id       repo.Hash
+	sealPool chan *repo.ChunkBuffers
+	stores   chan<- storeJob
+}
+
+func (w sealer) seal(ctx context.Context, kind, depth uint8, seal func(*repo.ChunkBuffers) ([]byte, error)) error {
+	var sb *repo.ChunkBuffers
+	select {
+	case sb = <-w.sealPool:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if _, err := seal(sb); err != nil {
+		w.sealPool <- sb
+		return err
+	}
+	select {
+	case w.stores <- storeJob{ri: w.ri, id: w.id, kind: kind, depth: depth, buf: sb}:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	return nil
 }

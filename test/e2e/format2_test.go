@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/pgward/pgward/test/pgtest"
+)
+
+// TestSparseUpdates: repository format 2 stores a sparse update (one row on ~5% of
+// pgbench_accounts' pages, spread over the whole table) as page deltas. A full
+// backup, then two rounds of updates with a backup after each: every backup
+// restores to its own content, and a point in time between them too; the second
+// round stores a small fraction of what the full backup stored.
+func TestSparseUpdates(t *testing.T) {
+	for _, major := range []int{15, 17} {
+		if !hasMajor(major) {
+			continue
+		}
+		t.Run(fmt.Sprintf("pg%d", major), func(t *testing.T) {
+			t.Parallel()
+			testSparseUpdates(t, major)
+		})
+	}
+}
+
+func hasMajor(major int) bool {
+	for _, m := range pgtest.Versions() {
+		if m == major {
+			return true
+		}
+	}
+	return false
+}
+
+func testSparseUpdates(t *testing.T, major int) {
+	a := startArchiving(t, major)
+	c := a.c
+	c.Pgbench(t, "postgres", "-i", "-q", "-s", "5")
+	c.Exec(t, "postgres", "CHECKPOINT")
+	ids := []string{a.backup(t)}
+	sums := []map[string]pgtest.TableSum{pgtest.Checksums(t, c)}
+	var between string
+	for round := 1; round <= 2; round++ {
+		if round == 2 {
+			between = markTime(t, c)
+		}
+		// One row on about every 1220th... every page of ~61 rows: ~5% of the pages.
+		c.Exec(t, "postgres", fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid %% 1220 = %d", round))
+		c.Exec(t, "postgres", "CHECKPOINT")
+		ids = append(ids, a.backup(t))
+		sums = append(sums, pgtest.Checksums(t, c))
+	}
+	switchAndWait(t, c)
+
+	var list struct {
+		Backups []struct {
+			ID     string `json:"id"`
+			Stored int64  `json:"stored_bytes"`
+			DB     int64  `json:"db_bytes"`
+		} `json:"backups"`
+	}
+	if err := json.Unmarshal([]byte(mustPgward(t, nil, "list", "--json", "--repo", a.repo).stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	full, second := list.Backups[0].Stored, list.Backups[2].Stored
+	t.Logf("PostgreSQL %d: full backup stored %d bytes of %d; round 1 stored %d, round 2 stored %d (%.1f%% of the full backup)",
+		major, full, list.Backups[0].DB, list.Backups[1].Stored, second, 100*float64(second)/float64(full))
+	if second*4 > full {
+		t.Errorf("round 2 stored %d bytes, more than a quarter of the full backup's %d: page deltas are not working", second, full)
+	}
+
+	for i, id := range ids {
+		target := filepath.Join(a.work, "r-"+id)
+		pgwardPG(t, nil, "restore", "--repo", a.repo, "--pgdata", target, "--backup", id, "--target-immediate")
+		dst := pgtest.StartDataDir(t, major, target, nil, true)
+		compareSums(t, sums[i], pgtest.Checksums(t, dst))
+		dst.Stop(t, "immediate")
+	}
+	target := filepath.Join(a.work, "r-between")
+	pgwardPG(t, nil, "restore", "--repo", a.repo, "--pgdata", target, "--target-time", between)
+	dst := pgtest.StartDataDir(t, major, target, nil, true)
+	compareSums(t, sums[1], pgtest.Checksums(t, dst))
+}
