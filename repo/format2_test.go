@@ -167,3 +167,45 @@ func testPacksAndDeltas(t *testing.T, pass []byte) {
 		t.Errorf("a flipped byte in the index: %v", err)
 	}
 }
+
+// A format-1 repository keeps format-1 objects until it is upgraded; after the
+// upgrade its old chunks still read, new writes pack, and the old config is gone.
+func TestUpgrade(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "repo")
+	st, err := local.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(ctx, st, repo.InitOptions{Format: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.NewPacker() != nil {
+		t.Fatal("a format-1 repository got a packer")
+	}
+	codec, _ := compress.Parse("zstd:1")
+	var b repo.ChunkBuffers
+	old := []byte("a chunk of the format-1 era")
+	oldID := r.ContentHash(old)
+	if _, err := r.PutChunk(ctx, oldID, old, codec, &b); err != nil {
+		t.Fatal(err)
+	}
+	from, to, err := repo.Upgrade(ctx, st, nil)
+	if err != nil || from != 1 || to != 2 {
+		t.Fatalf("upgrade: %d → %d, %v", from, to, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config")); !os.IsNotExist(err) {
+		t.Error("the format-1 config is still there")
+	}
+	r2 := reopen(t, dir, nil)
+	if r2.Config().Format != 2 || r2.NewPacker() == nil || r2.Config().ID != r.Config().ID {
+		t.Fatalf("after the upgrade: %+v", r2.Config())
+	}
+	if got, err := r2.GetChunk(ctx, oldID, &b); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("a format-1 chunk after the upgrade: %q, %v", got, err)
+	}
+	if _, to, err := repo.Upgrade(ctx, st, nil); err != nil || to != 2 {
+		t.Errorf("upgrading again: %d, %v", to, err)
+	}
+}
