@@ -13,6 +13,7 @@ import (
 	"github.com/pgward/pgward/internal/pgserver"
 	"github.com/pgward/pgward/internal/pgserver/basebackup"
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/restore"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -28,7 +29,10 @@ type BackupOptions struct {
 	FastCheckpoint bool
 	// MaxRate limits the server's send rate in kB/s (0 = unlimited).
 	MaxRate int
-	Label   string
+	// NoIncremental takes a full backup even where an INCREMENTAL one is
+	// possible (PostgreSQL 17+ with summarize_wal = on and a previous backup).
+	NoIncremental bool
+	Label         string
 	Log     *slog.Logger
 	// Progress, when set, is called from the reader goroutine after each chunk
 	// with the total bytes received so far. It must be cheap.
@@ -72,7 +76,7 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	defer unlock()
-	store, id, err := prepareStore(ctx, repos, o, began)
+	store, prev, id, err := prepareStore(ctx, repos, o, began)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -82,12 +86,24 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	}
 
 	o.Log.Info("backup starting", "cluster", o.Cluster, "backup", id, "system_identifier", facts.SystemIDString, "pg_version", facts.Version.Num, "jobs", o.Jobs, "compress", o.Codec.String())
-	stream, err := basebackup.Start(ctx, conn, facts.Version.Major, basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate})
+	bo := basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate}
+	bo.Incremental = !o.NoIncremental && prepareIncremental(ctx, conn, facts, repos, prev, o.Log)
+	stream, err := basebackup.Start(ctx, conn, facts.Version.Major, bo)
+	if err != nil && bo.Incremental {
+		o.Log.Warn("the server cannot take an incremental backup against the previous one: taking a full backup", "error", err)
+		bo.Incremental = false
+		stream, err = basebackup.Start(ctx, conn, facts.Version.Major, bo)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	startTime := time.Now().UTC()
-	got, err := pipeline(ctx, stream, store, chunkSize, o)
+	var rb *rebuilder
+	if bo.Incremental {
+		rb = &rebuilder{store: store}
+		o.Log.Info("incremental backup: the server sends only the blocks that changed since backup " + prev[0].ID)
+	}
+	got, err := pipeline(ctx, stream, store, chunkSize, rb, o)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", id, err)
 	}
@@ -179,30 +195,62 @@ func lockCluster(ctx context.Context, repos []*repo.Repo, cluster string) (unloc
 
 // prepareStore makes the chunk store, seeded with each repository's newest backup
 // of the cluster (an unchanged file then costs a hash and nothing else), and picks
-// the new backup's ID.
-func prepareStore(ctx context.Context, repos []*repo.Repo, o BackupOptions, began time.Time) (*chunkStore, string, error) {
+// the new backup's ID. prev[r] is repository r's newest backup (nil: none).
+func prepareStore(ctx context.Context, repos []*repo.Repo, o BackupOptions, began time.Time) (*chunkStore, []*repo.Manifest, string, error) {
 	store := newChunkStore(repos, o.Codec, o.Jobs)
+	prev := make([]*repo.Manifest, len(repos))
 	var prevIDs []string
 	for i, r := range repos {
 		ids, err := r.BackupIDs(ctx, o.Cluster)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		if len(ids) > 0 {
-			prev, err := r.Manifest(ctx, o.Cluster, ids[len(ids)-1])
+			m, err := r.Manifest(ctx, o.Cluster, ids[len(ids)-1])
 			if err != nil {
-				return nil, "", fmt.Errorf("reading the previous backup: %w", err)
+				return nil, nil, "", fmt.Errorf("reading the previous backup: %w", err)
 			}
-			store.seed(i, prev)
+			store.seed(i, m)
+			prev[i] = m
 		}
 		prevIDs = append(prevIDs, ids...)
 	}
-	return store, newBackupID(began, prevIDs), nil
+	return store, prev, newBackupID(began, prevIDs), nil
+}
+
+// prepareIncremental decides whether this backup can be INCREMENTAL (PostgreSQL
+// 17+, summarize_wal on, the same previous backup in every repository, on the
+// server's timeline) and, if so, uploads that backup's backup_manifest. It says
+// once why a backup is full when an incremental one was possible in principle.
+func prepareIncremental(ctx context.Context, conn *pgconn.PgConn, facts pgserver.Facts, repos []*repo.Repo, prev []*repo.Manifest, log *slog.Logger) bool {
+	if facts.Version.Major < 17 || prev[0] == nil {
+		return false
+	}
+	for _, m := range prev {
+		if m == nil || m.ID != prev[0].ID {
+			log.Info("full backup: the repositories' newest backups differ, so no incremental backup can be taken against them")
+			return false
+		}
+	}
+	if v, err := pgserver.Show(ctx, conn, "summarize_wal"); err != nil || v != "on" {
+		log.Info("full backup: summarize_wal is off on the server; turn it on for incremental backups that read only changed blocks")
+		return false
+	}
+	man, err := restore.ReadFile(ctx, repos[0], prev[0], "backup_manifest")
+	if err != nil {
+		log.Warn("full backup: the previous backup's backup_manifest cannot be read", "backup", prev[0].ID, "error", err)
+		return false
+	}
+	if err := basebackup.UploadManifest(ctx, conn, man); err != nil {
+		log.Warn("full backup: the server did not take the previous backup's manifest", "backup", prev[0].ID, "error", err)
+		return false
+	}
+	return true
 }
 
 // pipeline runs the source and the chunk store, joined by a bounded channel (any
 // error cancels both), then writes what the packers hold and their index.
-func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunkSize int, o BackupOptions) (*received, error) {
+func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunkSize int, rb *rebuilder, o BackupOptions) (*received, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan chunkJob, o.Jobs)
 	pool := make(chan *[]byte, 2*o.Jobs+2)
@@ -211,7 +259,7 @@ func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunk
 		pool <- &b
 	}
 	store.start(gctx, g, jobs, pool)
-	src := &source{stream: stream, chunkSize: chunkSize, repos: len(store.repos), pool: pool, jobs: jobs, progress: o.Progress}
+	src := &source{stream: stream, chunkSize: chunkSize, repos: len(store.repos), pool: pool, jobs: jobs, progress: o.Progress, rebuild: rb}
 	var got *received
 	g.Go(func() (err error) {
 		got, err = src.run(gctx)

@@ -26,9 +26,9 @@ type chunkStore struct {
 	jobs  int
 	// packers[r] collects repository r's small objects (nil: format 1).
 	packers []*repo.Packer
-	// prev[r] maps each file of repository r's previous backup to its chunks:
-	// the bases page deltas are made against.
-	prev []map[string][]repo.Hash
+	// prev[r] maps each file of repository r's previous backup to its entry:
+	// its chunks are the bases page deltas are made against.
+	prev []map[string]repo.File
 	// known[r] holds the chunk IDs repository r is known to have: seeded from its
 	// previous backup's manifest (a manifest is written only after its chunks)
 	// and from this backup's own chunks.
@@ -39,11 +39,11 @@ type chunkStore struct {
 
 func newChunkStore(repos []*repo.Repo, codec compress.Codec, jobs int) *chunkStore {
 	cs := &chunkStore{repos: repos, codec: codec, jobs: jobs, known: make([]*sync.Map, len(repos)), stored: make([]atomic.Int64, len(repos)),
-		packers: make([]*repo.Packer, len(repos)), prev: make([]map[string][]repo.Hash, len(repos))}
+		packers: make([]*repo.Packer, len(repos)), prev: make([]map[string]repo.File, len(repos))}
 	for i, r := range repos {
 		cs.known[i] = new(sync.Map)
 		cs.packers[i] = r.NewPacker()
-		cs.prev[i] = map[string][]repo.Hash{}
+		cs.prev[i] = map[string]repo.File{}
 	}
 	return cs
 }
@@ -55,8 +55,8 @@ func (cs *chunkStore) seed(ri int, m *repo.Manifest) {
 		for _, c := range f.Chunks {
 			cs.known[ri].Store(c, struct{}{})
 		}
-		if len(f.Chunks) > 0 {
-			cs.prev[ri][f.Path] = f.Chunks
+		if f.Type == repo.TypeFile {
+			cs.prev[ri][f.Path] = f
 		}
 	}
 }
@@ -213,7 +213,7 @@ const minDigested = 64 << 10
 
 // base is the chunk that held the job's file range in the previous backup.
 func (cs *chunkStore) base(ri int, j chunkJob) (repo.Hash, bool) {
-	prev := cs.prev[ri][j.f.entry.Path]
+	prev := cs.prev[ri][j.f.entry.Path].Chunks
 	if j.idx >= len(prev) {
 		return repo.Hash{}, false
 	}

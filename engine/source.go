@@ -64,6 +64,9 @@ type source struct {
 	pool      chan *[]byte
 	jobs      chan<- chunkJob
 	progress  func(received int64)
+	// rebuild turns INCREMENTAL.<name> files back into whole files (nil: the
+	// backup is not incremental).
+	rebuild *rebuilder
 
 	got   received
 	files map[string]receivedFile
@@ -139,11 +142,19 @@ func (s *source) archive(ctx context.Context, a basebackup.Archive) error {
 		case tar.TypeReg, tar.TypeRegA:
 			f.entry.Type = repo.TypeFile
 			f.entry.Size = h.Size
-			crc, err := s.send(ctx, f, tr, h.Size)
+			sent := f.entry.Path // the name the server's manifest lists
+			var crc uint32
+			if _, inc := basebackup.IsIncremental(sent); inc && s.rebuild != nil {
+				crc, err = s.incremental(ctx, f, tr, h.Size)
+			} else if sent == "backup_label" && s.rebuild != nil {
+				crc, err = s.fullBackupLabel(ctx, f, tr, h.Size)
+			} else {
+				crc, err = s.send(ctx, f, tr, h.Size)
+			}
 			if err != nil {
 				return err
 			}
-			s.files[f.entry.Path] = receivedFile{size: h.Size, crc32: crc}
+			s.files[sent] = receivedFile{size: h.Size, crc32: crc}
 			if strings.HasPrefix(f.entry.Path, "pg_wal/") {
 				s.got.walFiles++
 			}
@@ -163,11 +174,9 @@ func (s *source) send(ctx context.Context, f *fileState, r io.Reader, size int64
 	}
 	crc := crc32.New(castagnoli)
 	for i := range n {
-		var buf *[]byte
-		select {
-		case buf = <-s.pool:
-		case <-ctx.Done():
-			return 0, ctx.Err()
+		buf, err := s.takeBuffer(ctx)
+		if err != nil {
+			return 0, err
 		}
 		want := int(min(chunkSize, size-int64(i)*chunkSize))
 		b := (*buf)[:want]
@@ -176,17 +185,35 @@ func (s *source) send(ctx context.Context, f *fileState, r io.Reader, size int64
 			return 0, fmt.Errorf("reading %s from the server: %w", f.entry.Path, err)
 		}
 		crc.Write(b)
-		s.got.total += int64(want)
-		select {
-		case s.jobs <- chunkJob{f: f, idx: i, buf: buf, size: want}:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		if s.progress != nil {
-			s.progress(s.got.total)
+		if err := s.emit(ctx, f, i, buf, want); err != nil {
+			return 0, err
 		}
 	}
 	return crc.Sum32(), nil
+}
+
+// takeBuffer waits for a chunk buffer of the pool.
+func (s *source) takeBuffer(ctx context.Context) (*[]byte, error) {
+	select {
+	case buf := <-s.pool:
+		return buf, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// emit hands chunk idx of f (size bytes in buf) to the chunk store.
+func (s *source) emit(ctx context.Context, f *fileState, idx int, buf *[]byte, size int) error {
+	s.got.total += int64(size)
+	select {
+	case s.jobs <- chunkJob{f: f, idx: idx, buf: buf, size: size}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s.progress != nil {
+		s.progress(s.got.total)
+	}
+	return nil
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

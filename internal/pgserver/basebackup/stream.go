@@ -41,6 +41,10 @@ type Options struct {
 	Fast bool
 	// MaxRate limits the server's send rate in kB/s (0 = unlimited).
 	MaxRate int
+	// Incremental asks PostgreSQL 17+ for an incremental backup against the
+	// manifest sent before with UploadManifest: relation files whose blocks the
+	// WAL summaries say changed arrive as INCREMENTAL.<name> (incremental.go).
+	Incremental bool
 }
 
 // Tablespace is one row of the server's tablespace list. OID 0 is the main data
@@ -86,6 +90,9 @@ func Start(ctx context.Context, conn *pgconn.PgConn, major int, opts Options) (*
 	if major < 13 {
 		return nil, fmt.Errorf("base backup: PostgreSQL %d is not supported (13 or later is required)", major)
 	}
+	if opts.Incremental && major < 17 {
+		return nil, fmt.Errorf("base backup: INCREMENTAL needs PostgreSQL 17 or later, the server runs %d", major)
+	}
 	s := &Stream{conn: conn, major: major, cur: -1}
 	conn.Frontend().SendQuery(&pgproto3.Query{String: command(major, opts)})
 	if err := conn.Frontend().Flush(); err != nil {
@@ -93,6 +100,9 @@ func Start(ctx context.Context, conn *pgconn.PgConn, major int, opts Options) (*
 	}
 	rows, err := s.resultSet(ctx)
 	if err != nil {
+		// Refused before any data (e.g. an INCREMENTAL the server cannot
+		// serve): leave the connection ready for another command.
+		drainToReady(ctx, conn)
 		return nil, err
 	}
 	if len(rows) != 1 || len(rows[0]) != 2 {
@@ -136,6 +146,9 @@ func command(major int, o Options) string {
 		}
 		if o.MaxRate > 0 {
 			parts = append(parts, fmt.Sprintf("MAX_RATE %d", max(o.MaxRate, 32)))
+		}
+		if o.Incremental {
+			parts = append(parts, "INCREMENTAL")
 		}
 		return "BASE_BACKUP (" + strings.Join(parts, ", ") + ")"
 	}
