@@ -33,7 +33,7 @@ type BackupOptions struct {
 	// possible (PostgreSQL 17+ with summarize_wal = on and a previous backup).
 	NoIncremental bool
 	Label         string
-	Log     *slog.Logger
+	Log           *slog.Logger
 	// Progress, when set, is called from the reader goroutine after each chunk
 	// with the total bytes received so far. It must be cheap.
 	Progress func(received int64)
