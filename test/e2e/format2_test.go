@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,4 +101,24 @@ func testSparseUpdates(t *testing.T, major int) {
 	pgwardPG(t, nil, "restore", "--repo", a.repo, "--pgdata", target, "--target-time", between)
 	dst := pgtest.StartDataDir(t, major, target, nil, true)
 	compareSums(t, sums[1], pgtest.Checksums(t, dst))
+	dst.Stop(t, "immediate")
+
+	// A flipped byte in the packs (which hold the page deltas and digests) or in
+	// the index is named, and the restore that needs it refuses.
+	for _, kind := range []string{"packs", "index"} {
+		files, _ := filepath.Glob(filepath.Join(a.repo, kind, "*", "*"))
+		if len(files) == 0 {
+			t.Fatalf("no %s in the repository", kind)
+		}
+		saved := map[string][]byte{}
+		for _, f := range files {
+			saved[f] = flipByte(t, f)
+		}
+		bad := filepath.Join(a.work, "r-bad-"+kind)
+		failPgward(t, nil, []string{"corrupted object", strings.TrimSuffix(kind, "s")}, "restore", "--repo", a.repo, "--pgdata", bad, "--skip-restore-command-check")
+		assertNotStartable(t, bad)
+		for f, data := range saved {
+			os.WriteFile(f, data, 0o600)
+		}
+	}
 }
