@@ -191,7 +191,7 @@ func archiveGetCommand(program string, o *config.Options) string {
 	// Credentials are not options: the server gets them from its own
 	// environment or AWS shared config.
 	for _, k := range config.Keys() {
-		if k.Group == "s3" && o.Origin(k.Name) != config.FromDefault {
+		if k.Group == config.S3Group && o.Origin(k.Name) != config.FromDefault {
 			inv.Options = append(inv.Options, cmdline.Option{Name: k.Flag(), Value: o.Text(k.Name)})
 		}
 	}

@@ -10,7 +10,7 @@
 //   - One precedence for every key, secrets included: command-line flag >
 //     environment > the file's [cluster.NAME] table > the file's top level >
 //     default. The passphrase keys are one setting: the first layer that names
-//     any passphrase source wins as a whole (see Passphrase).
+//     any passphrase source wins as a whole (see PassphraseSource).
 //   - A value is parsed and checked by one function per key whatever its layer,
 //     and an error names where it came from: the flag, the variable, or the
 //     file, line and table.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,7 +63,7 @@ type Key struct {
 	Help string
 	// Commands take the key; nil means every command (a persistent flag).
 	Commands []string
-	// Group is "s3" for the S3 options, which a restore_command carries.
+	// Group is S3Group for the S3 options, which a restore_command carries.
 	Group string
 	// In is where the key may be set; 0 means everywhere.
 	In Layers
@@ -93,7 +94,7 @@ func (k *Key) Flag() string {
 	if !k.in(FlagLayer) {
 		return ""
 	}
-	return cmp(k.FlagName, k.Name)
+	return cmp.Or(k.FlagName, k.Name)
 }
 
 // Env is the key's environment variable, or "" when it has none.
@@ -109,7 +110,7 @@ func (k *Key) FileKey() string {
 	if !k.in(FileLayer) {
 		return ""
 	}
-	return cmp(k.FileName, k.Name)
+	return cmp.Or(k.FileName, k.Name)
 }
 
 func (k *Key) in(l Layers) bool { return k.In == 0 || k.In&l != 0 }
@@ -118,13 +119,6 @@ func (k *Key) in(l Layers) bool { return k.In == 0 || k.In&l != 0 }
 // (a daemon resolving a whole cluster).
 func (k *Key) TakenBy(command string) bool {
 	return k.Commands == nil || command == "" || slices.Contains(k.Commands, command)
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Keys returns the registry, in the order of the reference.
@@ -138,6 +132,9 @@ const DefaultFile = "/etc/pgward/pgward.toml"
 
 // DefaultCluster is the cluster name when nothing names one.
 const DefaultCluster = "main"
+
+// S3Group is the Group of the options of s3:// repositories.
+const S3Group = "s3"
 
 var (
 	walCommands   = []string{"archive-push", "wal-receive"}
@@ -180,16 +177,16 @@ var registry = []*Key{
 			return nil
 		})},
 
-	{Name: "s3-endpoint", Group: "s3", DocDefault: "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS",
+	{Name: "s3-endpoint", Group: S3Group, DocDefault: "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS",
 		Help:  "S3 server URL, e.g. https://minio.example:9000",
 		field: func(o *Options) any { return &o.S3.Endpoint }},
-	{Name: "s3-region", Group: "s3", DocDefault: "AWS_REGION or the profile's, else us-east-1; on AWS the bucket's region is found",
+	{Name: "s3-region", Group: S3Group, DocDefault: "AWS_REGION or the profile's, else us-east-1; on AWS the bucket's region is found",
 		Help:  "S3 region",
 		field: func(o *Options) any { return &o.S3.Region }},
-	{Name: "s3-path-style", Kind: Bool, Group: "s3", Default: "false",
+	{Name: "s3-path-style", Kind: Bool, Group: S3Group, Default: "false",
 		Help:  "address buckets as ENDPOINT/bucket (most S3-compatible servers need it)",
 		field: func(o *Options) any { return &o.S3.PathStyle }},
-	{Name: "s3-sse", Group: "s3", DocDefault: "none",
+	{Name: "s3-sse", Group: S3Group, DocDefault: "none",
 		Help:  "server-side encryption of new S3 objects: AES256 or aws:kms",
 		field: func(o *Options) any { return &o.S3.SSE },
 		check: checked(func(s string) error {
@@ -198,13 +195,13 @@ var registry = []*Key{
 			}
 			return nil
 		})},
-	{Name: "s3-sse-kms-key-id", Group: "s3", DocDefault: "the account's S3 key",
+	{Name: "s3-sse-kms-key-id", Group: S3Group, DocDefault: "the account's S3 key",
 		Help:  "KMS key for --s3-sse aws:kms",
 		field: func(o *Options) any { return &o.S3.SSEKMSKeyID }},
-	{Name: "s3-storage-class", Group: "s3", DocDefault: "the bucket's",
+	{Name: "s3-storage-class", Group: S3Group, DocDefault: "the bucket's",
 		Help:  "storage class of new S3 objects, e.g. STANDARD_IA",
 		field: func(o *Options) any { return &o.S3.StorageClass }},
-	{Name: "s3-retry-max", Kind: Duration, Group: "s3", Default: "2m",
+	{Name: "s3-retry-max", Kind: Duration, Group: S3Group, Default: "2m",
 		Help:  "how long to keep retrying a failing S3 request before giving up",
 		field: func(o *Options) any { return &o.S3.RetryMax },
 		check: positive("2m")},
@@ -369,7 +366,7 @@ var byName, byFileKey = func() (map[string]*Key, map[string]*Key) {
 	n, f := map[string]*Key{}, map[string]*Key{}
 	for _, k := range registry {
 		n[k.Name] = k
-		f[cmp(k.FileName, k.Name)] = k
+		f[cmp.Or(k.FileName, k.Name)] = k
 	}
 	return n, f
 }()

@@ -58,7 +58,7 @@ An environment variable set to the empty string counts as set (` + "`PGWARD_S3_S
 		keep  func(*Key) bool
 	}{
 		{"Keys every command takes", func(k *Key) bool { return k.Commands == nil && k.Group == "" }},
-		{"S3 repositories (every command)", func(k *Key) bool { return k.Group == "s3" }},
+		{"S3 repositories (every command)", func(k *Key) bool { return k.Group == S3Group }},
 		{"Command keys", func(k *Key) bool { return k.Commands != nil }},
 	}
 	for _, s := range sections {
