@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/pgward/pgward/internal/config"
 	"github.com/pgward/pgward/wal"
 	"github.com/pgward/pgward/wal/archive"
 	"github.com/spf13/cobra"
@@ -22,22 +23,17 @@ func defaultSpool() string {
 	return filepath.Join(os.TempDir(), "pgward-spool-"+strconv.Itoa(os.Geteuid()))
 }
 
-func addSpoolFlag(cmd *cobra.Command) {
-	cmd.Flags().String("spool-path", "", "local spool for push-ahead and prefetch (default /var/spool/pgward if it exists, else $TMPDIR/pgward-spool-UID; 'off' disables)")
-}
-
-func spoolBase(cmd *cobra.Command) string {
-	p, _ := cmd.Flags().GetString("spool-path")
-	switch p {
+func spoolBase(o *config.Options) string {
+	switch o.SpoolPath {
 	case "off":
 		return ""
 	case "":
 		return defaultSpool()
 	}
-	return p
+	return o.SpoolPath
 }
 
-func newArchivePushCmd() *cobra.Command {
+func newArchivePushCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "archive-push PATH",
 		Short: "Archive a WAL file (PostgreSQL's archive_command)",
@@ -54,33 +50,25 @@ has marked ready, in parallel, so that the following calls return at once.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cluster, err := clusterName(cmd)
+			cluster, err := clusterName(o)
 			if err != nil {
 				return err
 			}
-			codec, err := codecFlag(cmd)
-			if err != nil {
-				return err
-			}
-			ahead, _ := cmd.Flags().GetInt("push-ahead")
-			repos, err := openRepos(ctx, cmd)
+			repos, err := openRepos(ctx, o)
 			if err != nil {
 				return err
 			}
 			// The spool is opened even without push-ahead: an earlier call
 			// (or another configuration) may have pushed this segment ahead.
-			o := archive.PushOptions{Cluster: cluster, Codec: codec, Ahead: ahead, Log: slog.Default(),
-				Spool: archive.OpenSpool(spoolBase(cmd), cluster, repos)}
-			return archive.Push(ctx, repos, args[0], o)
+			pushOpts := archive.PushOptions{Cluster: cluster, Codec: o.WALCompress, Ahead: o.PushAhead, Log: slog.Default(),
+				Spool: archive.OpenSpool(spoolBase(o), cluster, repos)}
+			return archive.Push(ctx, repos, args[0], pushOpts)
 		},
 	}
-	cmd.Flags().String("compress", "zstd:1", "compression for WAL: zstd, zstd:N, lz4 or none")
-	cmd.Flags().Int("push-ahead", 4, "also push up to N further ready segments in parallel (0: off)")
-	addSpoolFlag(cmd)
 	return cmd
 }
 
-func newArchiveGetCmd() *cobra.Command {
+func newArchiveGetCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "archive-get NAME DEST",
 		Short: "Fetch a WAL file from the archive (PostgreSQL's restore_command)",
@@ -99,49 +87,41 @@ segments into the spool, so that the following calls return at once.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cluster, err := clusterName(cmd)
+			cluster, err := clusterName(o)
 			if err != nil {
 				return err
 			}
-			repos, err := openRepos(ctx, cmd)
+			repos, err := openRepos(ctx, o)
 			if err != nil {
 				return err
 			}
-			prefetch, _ := cmd.Flags().GetInt("prefetch")
-			o := archive.GetOptions{Cluster: cluster, Log: slog.Default()}
-			if prefetch > 0 {
-				o.Spool = archive.OpenSpool(spoolBase(cmd), cluster, repos)
+			getOpts := archive.GetOptions{Cluster: cluster, Log: slog.Default()}
+			if o.Prefetch > 0 {
+				getOpts.Spool = archive.OpenSpool(spoolBase(o), cluster, repos)
 			}
-			if from, _ := cmd.Flags().GetString("prefetch-after"); from != "" {
-				segSize, _ := cmd.Flags().GetUint64("segment-size")
-				return archive.Prefetch(ctx, repos, from, segSize, prefetch, o)
+			if o.PrefetchAfter != "" {
+				return archive.Prefetch(ctx, repos, o.PrefetchAfter, uint64(o.SegmentSize), o.Prefetch, getOpts)
 			}
 			// Recovery will ask for the following segments next: a prefetcher
 			// started now fetches them while this call fetches its own.
 			early := false
-			if n, err := wal.ParseName(args[0]); err == nil && n.Kind == wal.Segment && o.Spool != nil && !o.Spool.PrefetcherRunning() {
+			if n, err := wal.ParseName(args[0]); err == nil && n.Kind == wal.Segment && getOpts.Spool != nil && !getOpts.Spool.PrefetcherRunning() {
 				startPrefetch(args[0], 0)
 				early = true
 			}
-			f, found, err := archive.Get(ctx, repos, args[0], args[1], o)
+			f, found, err := archive.Get(ctx, repos, args[0], args[1], getOpts)
 			if err != nil {
 				return err
 			}
 			if !found {
 				return &exitError{code: exitNotArchived}
 			}
-			if o.Spool != nil && f.SegSize > 0 && !early && !o.Spool.PrefetcherRunning() {
+			if getOpts.Spool != nil && f.SegSize > 0 && !early && !getOpts.Spool.PrefetcherRunning() {
 				startPrefetch(args[0], f.SegSize)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().Int("prefetch", 8, "prefetch up to N following segments in the background (0: off)")
-	cmd.Flags().String("prefetch-after", "", "")
-	cmd.Flags().Uint64("segment-size", 0, "")
-	_ = cmd.Flags().MarkHidden("prefetch-after")
-	_ = cmd.Flags().MarkHidden("segment-size")
-	addSpoolFlag(cmd)
 	return cmd
 }
 

@@ -3,14 +3,14 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"runtime"
 	"time"
 
 	"github.com/pgward/pgward/engine"
+	"github.com/pgward/pgward/internal/config"
 	"github.com/spf13/cobra"
 )
 
-func newBackupCmd() *cobra.Command {
+func newBackupCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Take a full (deduplicated) backup over the replication protocol",
@@ -24,37 +24,19 @@ REPLICATION attribute.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cluster, err := clusterName(cmd)
+			cluster, err := clusterName(o)
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			codec, err := codecFlag(cmd)
+			repos, err := openRepos(ctx, o)
 			if err != nil {
 				return err
 			}
-			conn, _ := f.GetString("conn")
-			jobs, err := jobsFlag(cmd)
-			if err != nil {
-				return err
-			}
-			checkpoint, _ := f.GetString("checkpoint")
-			if checkpoint != "fast" && checkpoint != "spread" {
-				return fmt.Errorf("--checkpoint %q: use fast or spread", checkpoint)
-			}
-			maxRate, _ := f.GetInt("max-rate")
-			if maxRate < 0 || (maxRate > 0 && maxRate < 32) {
-				return fmt.Errorf("--max-rate %d kB/s: give 0 (unlimited) or at least 32 kB/s, PostgreSQL's minimum", maxRate)
-			}
-			label, _ := f.GetString("label")
-			repos, err := openRepos(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			o := engine.BackupOptions{Cluster: cluster, Conn: conn, Codec: codec, Jobs: jobs, FastCheckpoint: checkpoint == "fast", MaxRate: maxRate, Label: label, Log: slog.Default()}
+			backupOpts := engine.BackupOptions{Cluster: cluster, Conn: o.Conn, Codec: o.Compress, Jobs: o.Jobs, FastCheckpoint: o.Checkpoint == "fast",
+				MaxRate: o.MaxRate, Label: o.Label, Log: slog.Default()}
 			bar := newProgress("backup", 0)
-			o.Progress = bar.set
-			res, err := engine.Backup(ctx, repos, o)
+			backupOpts.Progress = bar.set
+			res, err := engine.Backup(ctx, repos, backupOpts)
 			bar.finish()
 			if err != nil {
 				return err
@@ -71,13 +53,6 @@ REPLICATION attribute.`,
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.String("conn", "", "libpq connection string or URI of the server to back up")
-	f.String("compress", "zstd:3", "compression: zstd, zstd:N (1-19), lz4 or none")
-	f.Int("jobs", runtime.NumCPU(), "parallel chunk workers")
-	f.String("checkpoint", "spread", "checkpoint at backup start: fast (immediate I/O burst) or spread (waits for checkpoint_completion_target)")
-	f.Int("max-rate", 0, "limit the server's send rate in kB/s (0: unlimited)")
-	f.String("label", "", "backup label (default: pgward <ID>)")
 	return cmd
 }
 

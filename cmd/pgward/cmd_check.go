@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/pgward/pgward/engine"
+	"github.com/pgward/pgward/internal/config"
 	"github.com/spf13/cobra"
 )
 
-func newCheckCmd() *cobra.Command {
+func newCheckCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Verify that the server archives its WAL into the repository",
@@ -42,21 +43,16 @@ one. A superuser can run every step; another role needs:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cluster, err := clusterName(cmd)
+			cluster, err := clusterName(o)
 			if err != nil {
 				return err
 			}
-			conn, _ := cmd.Flags().GetString("conn")
-			timeout, _ := cmd.Flags().GetDuration("timeout")
-			if timeout <= 0 {
-				return fmt.Errorf("--timeout %s: give a positive duration such as 60s", timeout)
-			}
-			repos, err := openRepos(ctx, cmd)
+			repos, err := openRepos(ctx, o)
 			if err != nil {
 				return err
 			}
-			o := engine.CheckOptions{Cluster: cluster, Conn: conn, Timeout: timeout, Program: selfPath(), Log: slog.Default()}
-			res, err := engine.Check(ctx, repos, o)
+			checkOpts := engine.CheckOptions{Cluster: cluster, Conn: o.Conn, Timeout: o.Timeout, Program: selfPath(), Log: slog.Default()}
+			res, err := engine.Check(ctx, repos, checkOpts)
 			if err != nil {
 				return err
 			}
@@ -66,9 +62,6 @@ one. A superuser can run every step; another role needs:
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.String("conn", "", "libpq connection string or URI of the server to check")
-	f.Duration("timeout", 60*time.Second, "how long to wait for the switched segment to be archived")
 	return cmd
 }
 

@@ -3,12 +3,13 @@ package main
 import (
 	"fmt"
 
+	"github.com/pgward/pgward/internal/config"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/location"
 	"github.com/spf13/cobra"
 )
 
-func newInitCmd() *cobra.Command {
+func newInitCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repository",
@@ -19,29 +20,24 @@ key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
 --passphrase-file or --passphrase-command). Losing the passphrase loses the data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			specs, err := repoSpecs(cmd)
+			specs, err := repoSpecs(o)
 			if err != nil {
 				return err
 			}
-			encrypt, _ := cmd.Flags().GetBool("encrypt")
-			chunk, _ := cmd.Flags().GetInt("chunk-size-kib")
-			if chunk < 64 || chunk > 65536 {
-				return fmt.Errorf("--chunk-size-kib %d is outside 64 to 65536 (KiB)", chunk)
-			}
-			o := repo.InitOptions{ChunkSize: chunk << 10}
-			if encrypt {
-				src := passphraseSource(cmd)
+			initOpts := repo.InitOptions{ChunkSize: o.ChunkSizeKiB << 10}
+			if o.Encrypt {
+				src := o.Passphrase.Func()
 				if src == nil {
 					return fmt.Errorf("init --encrypt needs a passphrase: set PGWARD_PASSPHRASE, --passphrase-file or --passphrase-command")
 				}
-				if o.Passphrase, err = src(); err != nil {
+				if initOpts.Passphrase, err = src(); err != nil {
 					return err
 				}
-				if len(o.Passphrase) == 0 {
+				if len(initOpts.Passphrase) == 0 {
 					return fmt.Errorf("init --encrypt: the passphrase is empty")
 				}
 			}
-			repos, err := location.Init(cmd.Context(), specs, locationOptions(cmd), o)
+			repos, err := location.Init(cmd.Context(), specs, locationOptions(o), initOpts)
 			if err != nil {
 				return err
 			}
@@ -51,7 +47,5 @@ key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
 			return nil
 		},
 	}
-	cmd.Flags().Bool("encrypt", false, "encrypt the repository (AES-256-GCM) with a passphrase")
-	cmd.Flags().Int("chunk-size-kib", repo.DefaultChunkSize>>10, "size of the chunks file data is split into, in KiB (64 to 65536)")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pgward/pgward/internal/config"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/restore"
 	"github.com/spf13/cobra"
@@ -36,7 +37,7 @@ type listJSON struct {
 	Clusters []*restore.Report `json:"clusters"`
 }
 
-func newListCmd() *cobra.Command {
+func newListCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the backups, timelines and recoverable windows in the repositories",
@@ -53,16 +54,16 @@ cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			repos, err := openRepos(ctx, cmd)
+			repos, err := openRepos(ctx, o)
 			if err != nil {
 				return err
 			}
-			asJSON, _ := cmd.Flags().GetBool("json")
+			one := listOneCluster(o)
 			out := listJSON{Backups: []backupJSON{}, Clusters: []*restore.Report{}}
 			for _, r := range repos {
 				clusters := []string{}
-				if cmd.Flags().Changed("cluster") {
-					c, err := clusterName(cmd)
+				if one {
+					c, err := clusterName(o)
 					if err != nil {
 						return err
 					}
@@ -86,7 +87,7 @@ cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 				}
 			}
 			w := cmd.OutOrStdout()
-			if asJSON {
+			if o.JSON {
 				enc := json.NewEncoder(w)
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
@@ -94,8 +95,14 @@ cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 			return printList(w, out)
 		},
 	}
-	cmd.Flags().Bool("json", false, "print a JSON object")
 	return cmd
+}
+
+// listOneCluster tells whether list shows only o.Cluster: when it was named on
+// the command line, or in the environment or the file as another than the
+// default (a file saying default-cluster = "main" does not hide the others).
+func listOneCluster(o *config.Options) bool {
+	return o.Origin("cluster") == config.FromFlag || o.Cluster != config.DefaultCluster
 }
 
 // printList writes the text form of list.

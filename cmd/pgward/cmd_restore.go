@@ -7,16 +7,16 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/pgward/pgward/internal/cmdline"
+	"github.com/pgward/pgward/internal/config"
 	"github.com/pgward/pgward/restore"
 	"github.com/spf13/cobra"
 )
 
-func newRestoreCmd() *cobra.Command {
+func newRestoreCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore",
 		Short: "Restore a backup into an empty data directory",
@@ -40,71 +40,53 @@ parent (or --owner).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cluster, err := clusterName(cmd)
+			cluster, err := clusterName(o)
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			pgdata, _ := f.GetString("pgdata")
+			ro := o.Restore
+			pgdata := ro.PGData
 			if pgdata == "" {
 				return fmt.Errorf("restore needs --pgdata DIR (the directory to restore into)")
 			}
-			backupID, _ := f.GetString("backup")
-			jobs, err := jobsFlag(cmd)
+			tsMap, err := parseTablespaceMap(ro.TablespaceMap)
 			if err != nil {
 				return err
-			}
-			tsMap, err := parseTablespaceMap(f.Lookup("tablespace-map").Value.(interface{ GetSlice() []string }).GetSlice())
-			if err != nil {
-				return err
-			}
-			archiveMode, _ := f.GetString("archive-mode")
-			if archiveMode != "off" && archiveMode != "preserve" {
-				return fmt.Errorf("--archive-mode %q: use off (the default: the restored copy does not archive) or preserve (keep the source's archive settings)", archiveMode)
 			}
 			uid, gid := -1, -1
 			if os.Geteuid() == 0 {
-				owner, _ := f.GetString("owner")
-				if uid, gid, err = restoreOwner(pgdata, owner); err != nil {
+				if uid, gid, err = restoreOwner(pgdata, ro.Owner); err != nil {
 					return err
 				}
 			}
-			target := restore.Target{}
-			target.Time, _ = f.GetString("target-time")
-			target.LSN, _ = f.GetString("target-lsn")
-			target.XID, _ = f.GetString("target-xid")
-			target.Name, _ = f.GetString("target-name")
-			target.Immediate, _ = f.GetBool("target-immediate")
-			target.Exclusive, _ = f.GetBool("target-exclusive")
-			target.Action, _ = f.GetString("target-action")
-			target.Timeline, _ = f.GetString("target-timeline")
+			target := restore.Target{Time: ro.TargetTime, LSN: ro.TargetLSN, XID: ro.TargetXID, Name: ro.TargetName,
+				Immediate: ro.TargetImmediate, Exclusive: ro.TargetExclusive, Action: ro.TargetAction, Timeline: ro.TargetTimeline}
 			if err := target.Validate(); err != nil {
 				return err
 			}
-			stopAtGap, _ := f.GetBool("stop-at-gap")
-			repos, err := openRepos(ctx, cmd)
+			repos, err := openRepos(ctx, o)
 			if err != nil {
 				return err
 			}
-			rc, err := restoreCommand(cmd)
+			rc, err := restoreCommand(o)
 			if err != nil {
 				return err
 			}
 			// Everything that can refuse the restore runs before the first write.
-			plan, err := restore.Prepare(ctx, repos, restore.Request{Cluster: cluster, BackupID: backupID, Target: target, StopAtGap: stopAtGap})
+			plan, err := restore.Prepare(ctx, repos, restore.Request{Cluster: cluster, BackupID: ro.Backup, Target: target, StopAtGap: ro.StopAtGap})
 			if err != nil {
 				return err
 			}
 			for _, w := range plan.Warnings {
 				slog.Warn(w)
 			}
-			o := restore.Options{Cluster: cluster, BackupID: plan.Backup.ID, PGData: pgdata, TablespaceMap: tsMap, Jobs: jobs, UID: uid, GID: gid,
-				Recovery: plan.Settings(rc, target, archiveMode == "preserve"), Log: slog.Default()}
-			if skip, _ := f.GetBool("skip-restore-command-check"); !skip {
+			restoreOpts := restore.Options{Cluster: cluster, BackupID: plan.Backup.ID, PGData: pgdata, TablespaceMap: tsMap, Jobs: o.Jobs, UID: uid, GID: gid,
+				Recovery: plan.Settings(rc, target, ro.ArchiveMode == "preserve"), Log: slog.Default()}
+			if !ro.SkipRestoreCommandCheck {
 				probe, archived := plan.Probe()
 				abs, _ := filepath.Abs(pgdata)
 				check := restore.CommandCheck{Command: rc, Probe: probe, Archived: archived, UID: uid, GID: gid, Dir: filepath.Dir(abs)}
-				o.BeforeWrite = func(ctx context.Context) error {
+				restoreOpts.BeforeWrite = func(ctx context.Context) error {
 					if err := check.Run(ctx); err != nil {
 						return fmt.Errorf("restore refused, nothing written: %w; give the server's user a passphrase file it can read (--passphrase-file) or a --passphrase-command, and read access to the repository, or --skip-restore-command-check when the server's own environment provides what is missing", err)
 					}
@@ -112,8 +94,8 @@ parent (or --owner).`,
 				}
 			}
 			bar := newProgress("restore", 0)
-			o.Progress = bar.set
-			res, err := restore.Run(ctx, repos, o)
+			restoreOpts.Progress = bar.set
+			res, err := restore.Run(ctx, repos, restoreOpts)
 			bar.finish()
 			if err != nil {
 				return err
@@ -128,30 +110,13 @@ parent (or --owner).`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "restored backup %s of cluster %s into %s: %s written in %s\n",
 				res.Manifest.ID, cluster, pgdata, humanBytes(res.Written), res.Duration.Round(1e7))
-			if archiveMode == "off" {
+			if ro.ArchiveMode == "off" {
 				fmt.Fprintf(out, "archiving is off in the restored cluster (archive_mode = off in postgresql.auto.conf), so it cannot write into this repository; to make it a primary that archives, remove that line (and give it its own --cluster) before starting it, or restore with --archive-mode preserve\n")
 			}
 			fmt.Fprintf(out, "start it with: pg_ctl -D %s start\n", pgdata)
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.String("pgdata", "", "directory to restore into (must be empty or absent)")
-	f.String("backup", "latest", "backup ID to restore, or latest")
-	f.Int("jobs", runtime.NumCPU(), "parallel chunk readers and writers")
-	f.StringSlice("tablespace-map", nil, "move a tablespace: OID=DIR (repeatable)")
-	f.String("target-time", "", "recover to this time (PostgreSQL timestamp syntax, zone optional)")
-	f.String("target-lsn", "", "recover to this WAL position (e.g. 0/3000060)")
-	f.String("target-xid", "", "recover to this transaction ID")
-	f.String("target-name", "", "recover to this restore point (pg_create_restore_point)")
-	f.Bool("target-immediate", false, "stop as soon as the backup is consistent")
-	f.Bool("target-exclusive", false, "stop just before the target instead of just after it")
-	f.String("target-action", "", "after reaching the target: promote (default), pause or shutdown")
-	f.String("target-timeline", "latest", "timeline to recover along: latest (the newest that descends from the backup), current or a number")
-	f.Bool("stop-at-gap", false, "with a gap in the archive, recover up to the gap instead of refusing")
-	f.String("archive-mode", "off", "off: the restored cluster does not archive; preserve: keep the source's archive settings")
-	f.Bool("skip-restore-command-check", false, "do not try the restore_command before restoring (when only the server's environment can run it)")
-	f.String("owner", "", "when run as root, the user to own the restored files (default: owner of the --pgdata parent directory)")
 	return cmd
 }
 
@@ -192,8 +157,10 @@ func restoreOwner(pgdata, owner string) (int, int, error) {
 
 // restoreCommand builds the restore_command: this binary by its absolute path,
 // with the same repository options, so the restored server fetches WAL from
-// where the backup came from.
-func restoreCommand(cmd *cobra.Command) (string, error) {
+// where the backup came from. It carries what was set on the command line, in
+// the environment or in the file: the server has neither this environment nor,
+// perhaps, the file.
+func restoreCommand(o *config.Options) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the pgward binary for restore_command: %w", err)
@@ -201,34 +168,32 @@ func restoreCommand(cmd *cobra.Command) (string, error) {
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return "", err
 	}
-	f := cmd.Flags()
-	inv := cmdline.Invocation{Program: exe, Command: "archive-get", Args: []string{"%f", "%p"}}
-	c, _ := f.GetString("config")
-	if c == "" {
-		c = os.Getenv(envName("config")) // the server does not have this environment
+	return archiveGetCommand(exe, o), nil
+}
+
+// archiveGetCommand is the restore_command of program under o.
+func archiveGetCommand(program string, o *config.Options) string {
+	inv := cmdline.Invocation{Program: program, Command: "archive-get", Args: []string{"%f", "%p"},
+		Cluster: o.Cluster, PassphraseCommand: o.Passphrase.Command}
+	if o.Config != "" {
+		inv.Config, _ = filepath.Abs(o.Config)
 	}
-	if c != "" {
-		inv.Config, _ = filepath.Abs(c)
-	}
-	specs, _ := f.GetStringArray("repo")
-	for _, s := range specs {
+	for _, s := range o.Repos {
 		if !strings.Contains(s, "://") {
 			s, _ = filepath.Abs(s)
 		}
 		inv.Repos = append(inv.Repos, s)
 	}
-	inv.Cluster, _ = f.GetString("cluster")
-	if p, _ := f.GetString("passphrase-file"); p != "" {
+	// Even when PGWARD_PASSPHRASE won here, the server needs the file.
+	if p := o.Passphrase.File; p != "" {
 		inv.PassphraseFile, _ = filepath.Abs(p)
 	}
-	inv.PassphraseCommand, _ = f.GetString("passphrase-command")
-	// The S3 options too (set here, in the environment or in the file: the server has
-	// neither this environment nor, perhaps, --config). Credentials are not options: the
-	// server gets them from its own environment or AWS shared config.
-	for _, n := range s3FlagNames {
-		if fl := f.Lookup(n); fl != nil && fl.Changed {
-			inv.Options = append(inv.Options, cmdline.Option{Name: n, Value: fl.Value.String()})
+	// Credentials are not options: the server gets them from its own
+	// environment or AWS shared config.
+	for _, k := range config.Keys() {
+		if k.Group == config.S3Group && o.Origin(k.Name) != config.FromDefault {
+			inv.Options = append(inv.Options, cmdline.Option{Name: k.Flag(), Value: o.Text(k.Name)})
 		}
 	}
-	return inv.Build(), nil
+	return inv.Build()
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgward/pgward/internal/config"
 	"github.com/pgward/pgward/repo"
 
 	"github.com/pgward/pgward/wal/archive"
@@ -20,7 +21,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newWalReceiveCmd() *cobra.Command {
+func newWalReceiveCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wal-receive",
 		Short: "Stream WAL from a server into the archive (zero data loss with --synchronous)",
@@ -53,25 +54,22 @@ or in the repository. Other failures are retried with backoff (1 s to 30 s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cluster, err := clusterName(cmd)
+			cluster, err := clusterName(o)
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			codec, err := codecFlag(cmd)
-			if err != nil {
-				return err
-			}
-			conn, _ := f.GetString("conn")
-			flushOnly, _ := f.GetBool("flush-only")
-			if conn == "" && !flushOnly {
+			ro := o.Receive
+			if o.Conn == "" && !ro.FlushOnly {
 				return fmt.Errorf("wal-receive needs --conn (a libpq connection string of the server to follow)")
 			}
-			specs, err := repoSpecs(cmd)
+			if ro.CreateSlot && ro.Slot == "" {
+				return fmt.Errorf("--create-slot needs --slot NAME")
+			}
+			specs, err := repoSpecs(o)
 			if err != nil {
 				return err
 			}
-			base := spoolBase(cmd)
+			base := spoolBase(o)
 			if base == "" {
 				return fmt.Errorf("wal-receive needs a spool directory for the WAL it receives; do not use --spool-path off")
 			}
@@ -79,34 +77,20 @@ or in the repository. Other failures are retried with backoff (1 s to 30 s).`,
 			if err != nil {
 				return err
 			}
-			maxSpool, err := sizeFlag(cmd, "max-spool")
-			if err != nil {
-				return err
-			}
-			o := receive.Options{Cluster: cluster, Conn: conn, Codec: codec, Dir: dir, MaxSpool: maxSpool, Log: slog.Default()}
-			o.OpenRepos = func(ctx context.Context) ([]*repo.Repo, error) {
-				repos, err := openRepos(ctx, cmd)
+			receiveOpts := receive.Options{Cluster: cluster, Conn: o.Conn, Codec: o.WALCompress, Dir: dir, MaxSpool: ro.MaxSpool,
+				Slot: ro.Slot, CreateSlot: ro.CreateSlot, Synchronous: ro.Synchronous, AppName: ro.ApplicationName,
+				PartialInterval: ro.PartialInterval, StatusInterval: ro.StatusInterval, Log: slog.Default()}
+			receiveOpts.OpenRepos = func(ctx context.Context) ([]*repo.Repo, error) {
+				repos, err := openRepos(ctx, o)
 				if err == nil {
 					adoptLegacySpool(base, cluster, repos, dir)
 				}
 				return repos, err
 			}
-			o.Slot, _ = f.GetString("slot")
-			o.CreateSlot, _ = f.GetBool("create-slot")
-			o.Synchronous, _ = f.GetBool("synchronous")
-			o.AppName, _ = f.GetString("application-name")
-			o.PartialInterval, _ = f.GetDuration("partial-interval")
-			o.StatusInterval, _ = f.GetDuration("status-interval")
-			if o.CreateSlot && o.Slot == "" {
-				return fmt.Errorf("--create-slot needs --slot NAME")
+			if ro.FlushOnly {
+				return receive.Flush(ctx, receiveOpts, 10*time.Minute)
 			}
-			if o.PartialInterval <= 0 || o.StatusInterval <= 0 {
-				return fmt.Errorf("--partial-interval and --status-interval must be positive durations such as 10s")
-			}
-			if flushOnly {
-				return receive.Flush(ctx, o, 10*time.Minute)
-			}
-			err = receive.Run(ctx, o)
+			err = receive.Run(ctx, receiveOpts)
 			var fe *receive.FatalError
 			if errors.As(err, &fe) {
 				return &exitError{code: exitReceiveFatal, err: err}
@@ -114,18 +98,6 @@ or in the repository. Other failures are retried with backoff (1 s to 30 s).`,
 			return err
 		},
 	}
-	f := cmd.Flags()
-	f.String("conn", "", "libpq connection string or URI of the server to stream from")
-	f.String("slot", "", "physical replication slot to use")
-	f.Bool("create-slot", false, "create the slot when it does not exist")
-	f.Bool("synchronous", false, "confirm every write at once after fsync (for synchronous_standby_names)")
-	f.String("application-name", "pgward", "application_name the server sees (the name for synchronous_standby_names)")
-	f.String("compress", "zstd:1", "compression for WAL: zstd, zstd:N, lz4 or none")
-	f.Duration("partial-interval", 10*time.Second, "how often the segment in progress is uploaded while connected")
-	f.Duration("status-interval", 10*time.Second, "how often the receiver reports its position without being asked")
-	f.String("max-spool", "8GiB", "most the spool may hold while uploads cannot keep up (e.g. 500MiB, 20GB; 0: no limit); receiving pauses when it is full")
-	f.Bool("flush-only", false, "upload what the spool holds and exit, without a server")
-	addSpoolFlag(cmd)
 	return cmd
 }
 

@@ -1,0 +1,395 @@
+package config
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kind is how a key's text is read.
+type Kind int
+
+const (
+	String Kind = iota
+	// List takes several values: a repeated flag, a comma-separated
+	// environment variable, a TOML array.
+	List
+	Bool
+	Int
+	Duration
+	// Size is a number of bytes, with or without a unit (8GiB, 500MB, 0).
+	Size
+	// Codec is a compression spec (zstd, zstd:N, lz4, none).
+	Codec
+	// Passphrase keys name where the passphrase comes from; they are resolved
+	// together (see Passphrase), not one by one.
+	Passphrase
+)
+
+var kindNames = [...]string{String: "string", List: "list", Bool: "bool", Int: "int", Duration: "duration",
+	Size: "size", Codec: "codec", Passphrase: "passphrase source"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+// Layers is a set of the places a key may be set in, besides its default.
+type Layers int
+
+const (
+	FlagLayer Layers = 1 << iota
+	EnvLayer
+	FileLayer
+	allLayers = FlagLayer | EnvLayer | FileLayer
+)
+
+// Key is one setting: the one place that names it for the command line, the
+// environment and the file, says what it holds and which commands take it.
+type Key struct {
+	// Name is the long flag name and the file key, unless FlagName or FileName
+	// says otherwise; the environment variable is PGWARD_ + Name in upper snake case.
+	Name string
+	Kind Kind
+	// Default is the value's text when no layer sets it; DocDefault describes a
+	// default that is not a fixed text (computed, or decided by whoever uses it).
+	Default    string
+	DocDefault string
+	// Unit follows the value in messages and in the reference (max-rate is in kB/s).
+	Unit string
+	Help string
+	// Commands take the key; nil means every command (a persistent flag).
+	Commands []string
+	// Group is S3Group for the S3 options, which a restore_command carries.
+	Group string
+	// In is where the key may be set; 0 means everywhere.
+	In Layers
+	// TopLevelOnly keys apply to the whole program, so a [cluster.NAME] table
+	// refuses them.
+	TopLevelOnly bool
+	// Hidden keys are private to pgward (archive-get's prefetcher): flags only,
+	// left out of help and of the reference.
+	Hidden bool
+	// FlagName and FileName replace Name on the command line or in the file.
+	FlagName, FileName string
+	// SplitCommas makes every text a comma-separated list, not only the
+	// environment's.
+	SplitCommas bool
+
+	// emptyUnset keys treat an empty text as not given, so that the next layer
+	// decides: an empty cluster name or passphrase names nothing.
+	emptyUnset bool
+	// field is the Options field the key sets; its type matches Kind.
+	field func(*Options) any
+	// check refuses a parsed value that is out of range; its error says why
+	// and is prefixed with where the value came from.
+	check func(v any) error
+}
+
+// Flag is the key's flag name (without --), or "" when it has none.
+func (k *Key) Flag() string {
+	if !k.in(FlagLayer) {
+		return ""
+	}
+	return cmp.Or(k.FlagName, k.Name)
+}
+
+// Env is the key's environment variable, or "" when it has none.
+func (k *Key) Env() string {
+	if !k.in(EnvLayer) {
+		return ""
+	}
+	return "PGWARD_" + strings.ToUpper(strings.ReplaceAll(k.Name, "-", "_"))
+}
+
+// FileKey is the key's name in the config file, or "" when the file cannot set it.
+func (k *Key) FileKey() string {
+	if !k.in(FileLayer) {
+		return ""
+	}
+	return cmp.Or(k.FileName, k.Name)
+}
+
+func (k *Key) in(l Layers) bool { return k.In == 0 || k.In&l != 0 }
+
+// TakenBy reports whether command takes the key; "" stands for every command
+// (a daemon resolving a whole cluster).
+func (k *Key) TakenBy(command string) bool {
+	return k.Commands == nil || command == "" || slices.Contains(k.Commands, command)
+}
+
+// Keys returns the registry, in the order of the reference.
+func Keys() []*Key { return registry }
+
+// Lookup returns the key named name, or nil.
+func Lookup(name string) *Key { return byName[name] }
+
+// DefaultFile is read when it exists and no --config or PGWARD_CONFIG names a file.
+const DefaultFile = "/etc/pgward/pgward.toml"
+
+// DefaultCluster is the cluster name when nothing names one.
+const DefaultCluster = "main"
+
+// S3Group is the Group of the options of s3:// repositories.
+const S3Group = "s3"
+
+var (
+	walCommands   = []string{"archive-push", "wal-receive"}
+	spoolCommands = []string{"archive-push", "archive-get", "wal-receive"}
+)
+
+var registry = []*Key{
+	{Name: "config", In: FlagLayer | EnvLayer, emptyUnset: true, DocDefault: DefaultFile + " when it exists",
+		Help:  "TOML config file",
+		field: func(o *Options) any { return &o.Config }},
+	{Name: "repo", Kind: List,
+		Help:  "repository location: a directory or s3://bucket/prefix (repeat for several repositories)",
+		field: func(o *Options) any { return &o.Repos }},
+	// "cluster" at the top of the file is the table of per-cluster settings, so
+	// the file names its default cluster with another key.
+	{Name: "cluster", FileName: "default-cluster", TopLevelOnly: true, emptyUnset: true, Default: DefaultCluster,
+		Help:  "name of the PostgreSQL cluster inside the repository",
+		field: func(o *Options) any { return &o.Cluster }},
+	{Name: "passphrase", Kind: Passphrase, In: EnvLayer, emptyUnset: true,
+		Help:  "the passphrase of an encrypted repository itself; only ever from the environment, never a flag or file value",
+		field: func(o *Options) any { return &o.Passphrase.Value }},
+	{Name: "passphrase-file", Kind: Passphrase, emptyUnset: true,
+		Help:  "file holding the passphrase of an encrypted repository; it must not be accessible to group or others (chmod 600)",
+		field: func(o *Options) any { return &o.Passphrase.File }},
+	{Name: "passphrase-command", Kind: Passphrase, emptyUnset: true,
+		Help:  "shell command that prints the passphrase of an encrypted repository",
+		field: func(o *Options) any { return &o.Passphrase.Command }},
+	{Name: "log-format", Default: "text", TopLevelOnly: true,
+		Help:  "log format: text or json",
+		field: func(o *Options) any { return &o.LogFormat },
+		check: oneOf("text", "json")},
+	{Name: "log-level", Default: "info", TopLevelOnly: true,
+		Help:  "log level: debug, info, warn or error",
+		field: func(o *Options) any { return &o.LogLevel },
+		check: checked(func(s string) error {
+			var l slog.Level
+			if l.UnmarshalText([]byte(s)) != nil {
+				return errors.New("use debug, info, warn or error")
+			}
+			return nil
+		})},
+
+	{Name: "s3-endpoint", Group: S3Group, DocDefault: "AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS",
+		Help:  "S3 server URL, e.g. https://minio.example:9000",
+		field: func(o *Options) any { return &o.S3.Endpoint }},
+	{Name: "s3-region", Group: S3Group, DocDefault: "AWS_REGION or the profile's, else us-east-1; on AWS the bucket's region is found",
+		Help:  "S3 region",
+		field: func(o *Options) any { return &o.S3.Region }},
+	{Name: "s3-path-style", Kind: Bool, Group: S3Group, Default: "false",
+		Help:  "address buckets as ENDPOINT/bucket (most S3-compatible servers need it)",
+		field: func(o *Options) any { return &o.S3.PathStyle }},
+	{Name: "s3-sse", Group: S3Group, DocDefault: "none",
+		Help:  "server-side encryption of new S3 objects: AES256 or aws:kms",
+		field: func(o *Options) any { return &o.S3.SSE },
+		check: checked(func(s string) error {
+			if s != "" && s != "AES256" && s != "aws:kms" {
+				return errors.New("use AES256 or aws:kms (or nothing for none)")
+			}
+			return nil
+		})},
+	{Name: "s3-sse-kms-key-id", Group: S3Group, DocDefault: "the account's S3 key",
+		Help:  "KMS key for --s3-sse aws:kms",
+		field: func(o *Options) any { return &o.S3.SSEKMSKeyID }},
+	{Name: "s3-storage-class", Group: S3Group, DocDefault: "the bucket's",
+		Help:  "storage class of new S3 objects, e.g. STANDARD_IA",
+		field: func(o *Options) any { return &o.S3.StorageClass }},
+	{Name: "s3-retry-max", Kind: Duration, Group: S3Group, Default: "2m",
+		Help:  "how long to keep retrying a failing S3 request before giving up",
+		field: func(o *Options) any { return &o.S3.RetryMax },
+		check: positive("2m")},
+
+	{Name: "encrypt", Kind: Bool, Default: "false", Commands: []string{"init"},
+		Help:  "encrypt the repository (AES-256-GCM) with a passphrase",
+		field: func(o *Options) any { return &o.Encrypt }},
+	{Name: "chunk-size-kib", Kind: Int, Default: "4096", Commands: []string{"init"},
+		Help:  "size of the chunks file data is split into, in KiB (64 to 65536)",
+		field: func(o *Options) any { return &o.ChunkSizeKiB },
+		check: checked(func(n int) error {
+			if n < 64 || n > 65536 {
+				return errors.New("give a size from 64 to 65536 (KiB)")
+			}
+			return nil
+		})},
+
+	{Name: "conn", Commands: []string{"backup", "check", "wal-receive"},
+		Help:  "libpq connection string or URI of the server (PGHOST, PGPORT, PGUSER and the other libpq variables apply)",
+		field: func(o *Options) any { return &o.Conn }},
+	{Name: "compress", Kind: Codec, Default: "zstd:3", Commands: []string{"backup"},
+		Help:  "compression of backups: zstd, zstd:N (1-19), lz4 or none",
+		field: func(o *Options) any { return &o.Compress }},
+	{Name: "jobs", Kind: Int, Default: strconv.Itoa(runtime.NumCPU()), DocDefault: "the number of CPUs",
+		Commands: []string{"backup", "restore"},
+		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers)",
+		field:    func(o *Options) any { return &o.Jobs },
+		check: checked(func(n int) error {
+			if n < 1 {
+				return fmt.Errorf("give at least 1 parallel worker (default: the number of CPUs, %d)", runtime.NumCPU())
+			}
+			return nil
+		})},
+	{Name: "checkpoint", Default: "spread", Commands: []string{"backup"},
+		Help:  "checkpoint at backup start: fast (immediate I/O burst) or spread (waits for checkpoint_completion_target)",
+		field: func(o *Options) any { return &o.Checkpoint },
+		check: oneOf("fast", "spread")},
+	{Name: "max-rate", Kind: Int, Default: "0", Unit: "kB/s", Commands: []string{"backup"},
+		Help:  "limit the server's send rate in kB/s (0: unlimited)",
+		field: func(o *Options) any { return &o.MaxRate },
+		check: checked(func(n int) error {
+			if n < 0 || (n > 0 && n < 32) {
+				return errors.New("give 0 (unlimited) or at least 32 kB/s, PostgreSQL's minimum")
+			}
+			return nil
+		})},
+	{Name: "label", DocDefault: "pgward <ID>", Commands: []string{"backup"},
+		Help:  "backup label",
+		field: func(o *Options) any { return &o.Label }},
+
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list"},
+		Help:  "print a JSON object",
+		field: func(o *Options) any { return &o.JSON }},
+
+	{Name: "pgdata", Commands: []string{"restore"},
+		Help:  "directory to restore into (must be empty or absent; required)",
+		field: func(o *Options) any { return &o.Restore.PGData }},
+	{Name: "backup", Default: "latest", Commands: []string{"restore"},
+		Help:  "backup ID to restore, or latest (the newest readable one that can reach the target)",
+		field: func(o *Options) any { return &o.Restore.Backup }},
+	{Name: "tablespace-map", Kind: List, SplitCommas: true, Commands: []string{"restore"},
+		Help:  "move a tablespace: OID=DIR (repeatable)",
+		field: func(o *Options) any { return &o.Restore.TablespaceMap }},
+	{Name: "target-time", Commands: []string{"restore"},
+		Help:  "recover to this time (PostgreSQL timestamp syntax, zone optional)",
+		field: func(o *Options) any { return &o.Restore.TargetTime }},
+	{Name: "target-lsn", Commands: []string{"restore"},
+		Help:  "recover to this WAL position (e.g. 0/3000060)",
+		field: func(o *Options) any { return &o.Restore.TargetLSN }},
+	{Name: "target-xid", Commands: []string{"restore"},
+		Help:  "recover to this transaction ID",
+		field: func(o *Options) any { return &o.Restore.TargetXID }},
+	{Name: "target-name", Commands: []string{"restore"},
+		Help:  "recover to this restore point (pg_create_restore_point)",
+		field: func(o *Options) any { return &o.Restore.TargetName }},
+	{Name: "target-immediate", Kind: Bool, Default: "false", Commands: []string{"restore"},
+		Help:  "stop as soon as the backup is consistent",
+		field: func(o *Options) any { return &o.Restore.TargetImmediate }},
+	{Name: "target-exclusive", Kind: Bool, Default: "false", Commands: []string{"restore"},
+		Help:  "stop just before the target instead of just after it",
+		field: func(o *Options) any { return &o.Restore.TargetExclusive }},
+	{Name: "target-action", DocDefault: "promote", Commands: []string{"restore"},
+		Help:  "after reaching the target: promote, pause or shutdown",
+		field: func(o *Options) any { return &o.Restore.TargetAction }},
+	{Name: "target-timeline", Default: "latest", Commands: []string{"restore"},
+		Help:  "timeline to recover along: latest (the newest that descends from the backup), current or a number",
+		field: func(o *Options) any { return &o.Restore.TargetTimeline }},
+	{Name: "stop-at-gap", Kind: Bool, Default: "false", Commands: []string{"restore"},
+		Help:  "with a gap in the archive, recover up to the gap instead of refusing",
+		field: func(o *Options) any { return &o.Restore.StopAtGap }},
+	{Name: "archive-mode", Default: "off", Commands: []string{"restore"},
+		Help:  "off: the restored cluster does not archive; preserve: keep the source's archive settings",
+		field: func(o *Options) any { return &o.Restore.ArchiveMode },
+		check: checked(func(s string) error {
+			if s != "off" && s != "preserve" {
+				return errors.New("use off (the default: the restored copy does not archive) or preserve (keep the source's archive settings)")
+			}
+			return nil
+		})},
+	{Name: "skip-restore-command-check", Kind: Bool, Default: "false", Commands: []string{"restore"},
+		Help:  "do not try the restore_command before restoring (when only the server's environment can run it)",
+		field: func(o *Options) any { return &o.Restore.SkipRestoreCommandCheck }},
+	{Name: "owner", DocDefault: "owner of the --pgdata parent directory", Commands: []string{"restore"},
+		Help:  "when run as root, the user to own the restored files",
+		field: func(o *Options) any { return &o.Restore.Owner }},
+
+	// Backups and WAL are compressed with different codecs by default (zstd:3
+	// for backups, zstd:1 for WAL, where latency counts), so one key cannot
+	// serve both. The WAL commands keep their --compress flag.
+	{Name: "wal-compress", FlagName: "compress", Kind: Codec, Default: "zstd:1", Commands: walCommands,
+		Help:  "compression of WAL: zstd, zstd:N (1-19), lz4 or none",
+		field: func(o *Options) any { return &o.WALCompress }},
+	{Name: "push-ahead", Kind: Int, Default: "4", Commands: []string{"archive-push"},
+		Help:  "also push up to N further ready segments in parallel (0: off)",
+		field: func(o *Options) any { return &o.PushAhead }},
+	{Name: "spool-path", Commands: spoolCommands,
+		DocDefault: "/var/spool/pgward if it exists, else $TMPDIR/pgward-spool-UID",
+		Help:       "local spool for push-ahead markers, prefetched WAL and received WAL ('off' disables it for archive-push and archive-get)",
+		field:      func(o *Options) any { return &o.SpoolPath }},
+	{Name: "prefetch", Kind: Int, Default: "8", Commands: []string{"archive-get"},
+		Help:  "prefetch up to N following segments in the background (0: off)",
+		field: func(o *Options) any { return &o.Prefetch }},
+	{Name: "prefetch-after", In: FlagLayer, Hidden: true, Commands: []string{"archive-get"},
+		field: func(o *Options) any { return &o.PrefetchAfter }},
+	{Name: "segment-size", Kind: Size, Default: "0", In: FlagLayer, Hidden: true, Commands: []string{"archive-get"},
+		field: func(o *Options) any { return &o.SegmentSize }},
+
+	{Name: "slot", Commands: []string{"wal-receive"},
+		Help:  "physical replication slot to use",
+		field: func(o *Options) any { return &o.Receive.Slot }},
+	{Name: "create-slot", Kind: Bool, Default: "false", Commands: []string{"wal-receive"},
+		Help:  "create the slot when it does not exist",
+		field: func(o *Options) any { return &o.Receive.CreateSlot }},
+	{Name: "synchronous", Kind: Bool, Default: "false", Commands: []string{"wal-receive"},
+		Help:  "confirm every write at once after fsync (for synchronous_standby_names)",
+		field: func(o *Options) any { return &o.Receive.Synchronous }},
+	{Name: "application-name", Default: "pgward", Commands: []string{"wal-receive"},
+		Help:  "application_name the server sees (the name for synchronous_standby_names)",
+		field: func(o *Options) any { return &o.Receive.ApplicationName }},
+	{Name: "partial-interval", Kind: Duration, Default: "10s", Commands: []string{"wal-receive"},
+		Help:  "how often the segment in progress is uploaded while connected",
+		field: func(o *Options) any { return &o.Receive.PartialInterval },
+		check: positive("10s")},
+	{Name: "status-interval", Kind: Duration, Default: "10s", Commands: []string{"wal-receive"},
+		Help:  "how often the receiver reports its position without being asked",
+		field: func(o *Options) any { return &o.Receive.StatusInterval },
+		check: positive("10s")},
+	{Name: "max-spool", Kind: Size, Default: "8GiB", Commands: []string{"wal-receive"},
+		Help:  "most the spool may hold while uploads cannot keep up (e.g. 500MiB, 20GB; 0: no limit); receiving pauses when it is full",
+		field: func(o *Options) any { return &o.Receive.MaxSpool }},
+	{Name: "flush-only", Kind: Bool, Default: "false", Commands: []string{"wal-receive"},
+		Help:  "upload what the spool holds and exit, without a server",
+		field: func(o *Options) any { return &o.Receive.FlushOnly }},
+
+	{Name: "timeout", Kind: Duration, Default: "60s", Commands: []string{"check"},
+		Help:  "how long to wait for the switched segment to be archived",
+		field: func(o *Options) any { return &o.Timeout },
+		check: positive("60s")},
+}
+
+var byName, byFileKey = func() (map[string]*Key, map[string]*Key) {
+	n, f := map[string]*Key{}, map[string]*Key{}
+	for _, k := range registry {
+		n[k.Name] = k
+		f[cmp.Or(k.FileName, k.Name)] = k
+	}
+	return n, f
+}()
+
+// checked adapts a check of one value type to the registry's.
+func checked[T any](f func(T) error) func(any) error {
+	return func(v any) error { return f(v.(T)) }
+}
+
+func oneOf(values ...string) func(any) error {
+	return checked(func(s string) error {
+		if !slices.Contains(values, s) {
+			return fmt.Errorf("use %s or %s", strings.Join(values[:len(values)-1], ", "), values[len(values)-1])
+		}
+		return nil
+	})
+}
+
+func positive(example string) func(any) error {
+	return checked(func(d time.Duration) error {
+		if d <= 0 {
+			return fmt.Errorf("give a positive duration such as %s", example)
+		}
+		return nil
+	})
+}
