@@ -24,7 +24,7 @@ key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
 			if err != nil {
 				return err
 			}
-			initOpts := repo.InitOptions{ChunkSize: o.ChunkSizeKiB << 10}
+			initOpts := repo.InitOptions{ChunkSize: o.ChunkSizeKiB << 10, Format: o.Format}
 			if o.Encrypt {
 				src := o.Passphrase.Func()
 				if src == nil {
@@ -42,7 +42,7 @@ key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
 				return err
 			}
 			for _, r := range repos {
-				fmt.Fprintf(cmd.OutOrStdout(), "created repository %s (format %d, encryption %s, chunk size %d KiB)\n", r, repo.FormatVersion, r.Config().Encryption, r.Config().ChunkSize>>10)
+				fmt.Fprintf(cmd.OutOrStdout(), "created repository %s (format %d, encryption %s, chunk size %d KiB)\n", r, r.Config().Format, r.Config().Encryption, r.Config().ChunkSize>>10)
 			}
 			return nil
 		},

@@ -46,6 +46,8 @@ type Options struct {
 
 	Encrypt      bool
 	ChunkSizeKiB int
+	// Format is the repository format init creates (1 or 2).
+	Format int
 
 	Conn string
 	// Compress is the codec of backups; WALCompress that of archive-push and

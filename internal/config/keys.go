@@ -219,6 +219,16 @@ var registry = []*Key{
 			return nil
 		})},
 
+	{Name: "format", Kind: Int, Default: "2", Commands: []string{"init"},
+		Help:  "repository format: 2 (packs, page deltas; the default) or 1 (readable by pgward releases before format 2)",
+		field: func(o *Options) any { return &o.Format },
+		check: checked(func(n int) error {
+			if n != 1 && n != 2 {
+				return errors.New("give 1 or 2")
+			}
+			return nil
+		})},
+
 	{Name: "conn", Commands: []string{"backup", "check", "wal-receive"},
 		Help:  "libpq connection string or URI of the server (PGHOST, PGPORT, PGUSER and the other libpq variables apply)",
 		field: func(o *Options) any { return &o.Conn }},
