@@ -15,7 +15,7 @@ import (
 // rebuilder turns the INCREMENTAL.<name> files of a PostgreSQL 17+ incremental
 // backup back into whole files, chunk by chunk, from the previous backup's chunks
 // and the changed blocks, so that the repository's backup is logically full like
-// any other (docs/format2-design.md, "INCREMENTAL"). The rules are the server's
+// any other (docs/repository-format.md, "INCREMENTAL"). The rules are the server's
 // (pg_combinebackup): a block the incremental file holds comes from it; another
 // block below the truncation length comes from the previous version; any other
 // block is zero. A chunk none of whose blocks changed, and which the previous

@@ -23,7 +23,7 @@ const (
 	MinFormatVersion = 1
 )
 
-// Defaults of the format-2 settings (docs/format2-design.md).
+// Defaults of the format-2 settings (docs/repository-format.md, "Format 2").
 const (
 	// DefaultPackThreshold: chunks smaller than this go into packs.
 	DefaultPackThreshold = 1 << 20
@@ -194,7 +194,7 @@ func (c *Config) setFormat2Defaults() {
 }
 
 // upgradedConfigName is where `pgward upgrade` writes the config of a repository
-// raised from format 1 to 2; it is read before configName (docs/format2-design.md,
+// raised from format 1 to 2; it is read before configName (docs/repository-format.md, "Format 2",
 // "Format versions and upgrade").
 const upgradedConfigName = "config-2"
 

@@ -8,7 +8,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// Page digests and page deltas (docs/format2-design.md): a changed chunk of a
+// Page digests and page deltas (docs/repository-format.md, "Format 2"): a changed chunk of a
 // relation file whose pages mostly stayed the same is stored as the changed pages
 // over the chunk that held the same file range before. Which pages changed is found
 // by comparing the new pages with the digests of the old chunk, so the old chunk is

@@ -12,7 +12,7 @@ import (
 	"sync"
 )
 
-// The index of a format-2 repository (docs/format2-design.md, "Index"): which pack
+// The index of a format-2 repository (docs/repository-format.md, "Index"): which pack
 // holds which entry. Index objects are written once each, by the run that wrote the
 // packs they describe, before anything that refers to those entries is committed.
 // Readers load them all, lazily, once per open repository.

@@ -8,7 +8,7 @@ import (
 	"sync"
 )
 
-// Packer collects small sealed objects into packs (docs/format2-design.md,
+// Packer collects small sealed objects into packs (docs/repository-format.md, "Format 2",
 // "Packs"): a first backup of thousands of small files writes tens of objects, not
 // thousands. Add is safe for concurrent use; a full pack is written by the goroutine
 // whose Add filled it, outside the lock, so at most one pack per writer is in

@@ -9,7 +9,7 @@ import (
 )
 
 // Upgrade raises the repository in st from format 1 to format 2
-// (docs/format2-design.md, "Format versions and upgrade"): it writes config-2, the
+// (docs/repository-format.md, "Format versions and upgrade"): it writes config-2, the
 // same config with format 2 and the pack and delta settings, then deletes config.
 // Every key, and so every object, stays valid. A crash between the two steps
 // leaves both objects, which this release reads as format 2 and an older one as

@@ -14,7 +14,7 @@ func newUpgradeCmd(o *config.Options) *cobra.Command {
 		Use:   "upgrade",
 		Short: "Raise every repository to the newest format",
 		Long: `Raise every --repo from repository format 1 to format 2 (packed small objects,
-page deltas; docs/format2-design.md). Nothing is rewritten: the repository gets a
+page deltas; docs/repository-format.md, "Format 2"). Nothing is rewritten: the repository gets a
 new config object and its old one is deleted, so backups and WAL already stored
 stay as they are and restore as before, and new backups use format 2. pgward
 releases before format 2 cannot use an upgraded repository. A repository already
