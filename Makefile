@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/pgward
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps vet demo bench bench-go clean
+.PHONY: build test test-deps vet demo bench bench-format2 bench-go clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
@@ -31,6 +31,11 @@ demo: build
 # (BENCH_SCALE, default 100; installs pgBackRest). See docs/benchmarks.md.
 bench:
 	bench/run.sh
+
+# Repository format 2: sparse updates, page-delta restores, many small files, PG 17
+# INCREMENTAL, peak memory at two sizes (BENCH_SCALE, default 50). See docs/benchmarks.md.
+bench-format2:
+	bench/format2.sh
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:

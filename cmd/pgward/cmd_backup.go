@@ -33,7 +33,7 @@ REPLICATION attribute.`,
 				return err
 			}
 			backupOpts := engine.BackupOptions{Cluster: cluster, Conn: o.Conn, Codec: o.Compress, Jobs: o.Jobs, FastCheckpoint: o.Checkpoint == "fast",
-				MaxRate: o.MaxRate, Label: o.Label, Log: slog.Default()}
+				MaxRate: o.MaxRate, Label: o.Label, NoIncremental: o.NoIncremental, Log: slog.Default()}
 			bar := newProgress("backup", 0)
 			backupOpts.Progress = bar.set
 			res, err := engine.Backup(ctx, repos, backupOpts)

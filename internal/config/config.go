@@ -58,6 +58,8 @@ type Options struct {
 	Checkpoint  string
 	MaxRate     int
 	Label       string
+	// NoIncremental keeps backups full on PostgreSQL 17+.
+	NoIncremental bool
 
 	JSON bool
 

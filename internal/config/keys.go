@@ -261,6 +261,9 @@ var registry = []*Key{
 	{Name: "label", DocDefault: "pgward <ID>", Commands: []string{"backup"},
 		Help:  "backup label",
 		field: func(o *Options) any { return &o.Label }},
+	{Name: "no-incremental", Kind: Bool, Default: "false", Commands: []string{"backup"},
+		Help:  "take a full BASE_BACKUP even where an INCREMENTAL one is possible (PostgreSQL 17+ with summarize_wal = on)",
+		field: func(o *Options) any { return &o.NoIncremental }},
 
 	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list"},
 		Help:  "print a JSON object",
