@@ -275,7 +275,9 @@ func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*
 // Repo is an open repository.
 type Repo struct {
 	// index is the loaded index of a format-2 repository (index.go).
-	index index
+	index indexCache
+	// lockTiming is the lock protocol's clock (lock.go).
+	lockTiming lockTiming
 
 	st     Storage
 	cfg    Config
@@ -285,7 +287,7 @@ type Repo struct {
 }
 
 func newRepo(st Storage, cfg Config, master []byte) (*Repo, error) {
-	r := &Repo{st: st, cfg: cfg, idKey: crypt.DeriveKey(master, "chunk-id")}
+	r := &Repo{st: st, cfg: cfg, idKey: crypt.DeriveKey(master, "chunk-id"), lockTiming: defaultLockTiming}
 	if cfg.Encryption != "none" {
 		s, err := crypt.NewSealer(crypt.DeriveKey(master, "object-encryption"))
 		if err != nil {

@@ -54,15 +54,16 @@ type location struct {
 	offset, length uint32
 }
 
-// index is the loaded index of a repository.
+// index is a loaded index of a repository.
 type index struct {
-	once sync.Once
-	err  error
-
 	mu      sync.RWMutex
 	packs   []string
 	packNum map[string]int32
 	entries map[indexKey]location
+}
+
+func newIndex() *index {
+	return &index{packNum: map[string]int32{}, entries: map[indexKey]location{}}
 }
 
 func (x *index) add(e IndexEntry) {
@@ -75,44 +76,99 @@ func (x *index) add(e IndexEntry) {
 	x.entries[indexKey{e.ID, e.Kind}] = location{pack: n, depth: e.Depth, offset: e.Offset, length: e.Length}
 }
 
-// loadIndex reads every index object once. Format-1 repositories have none.
-func (r *Repo) loadIndex(ctx context.Context) error {
-	x := &r.index
-	x.once.Do(func() {
-		x.packNum = map[string]int32{}
-		x.entries = map[indexKey]location{}
-		if r.cfg.Format < 2 {
-			return
+// indexCache holds a repository's loaded index. A garbage collection sweep may
+// move entries to new packs while a reader runs (docs/repository-format.md,
+// "Garbage collection"): a reader whose pack is gone invalidates the index it
+// used and looks again in a freshly loaded one. The generation makes many
+// readers that failed on one index load the next one once.
+type indexCache struct {
+	mu  sync.Mutex
+	cur *index
+	gen uint64
+}
+
+// loaded returns the current index, loading it first if needed, and its
+// generation. Format-1 repositories have an empty index.
+func (r *Repo) loaded(ctx context.Context) (*index, uint64, error) {
+	c := &r.index
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		return c.cur, c.gen, nil
+	}
+	x := newIndex()
+	if r.cfg.Format >= 2 {
+		if err := r.loadIndex(ctx, x); err != nil {
+			return nil, 0, err
 		}
-		var names []string
-		x.err = r.st.List(ctx, indexPrefix, func(o ObjectInfo) error {
-			names = append(names, o.Name)
-			return nil
-		})
-		if x.err != nil {
-			x.err = fmt.Errorf("listing the index of %s: %w", r.st, x.err)
-			return
+	}
+	c.cur = x
+	return x, c.gen, nil
+}
+
+// invalidate drops the index of generation gen, if it is still the current one,
+// so that the next lookup loads the index afresh.
+func (r *Repo) invalidate(gen uint64) {
+	c := &r.index
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		c.cur = nil
+		c.gen++
+	}
+}
+
+// IndexGeneration is the generation of the index lookups use now; pass it to
+// InvalidateIndex after a read found a pack missing.
+func (r *Repo) IndexGeneration() uint64 {
+	r.index.mu.Lock()
+	defer r.index.mu.Unlock()
+	return r.index.gen
+}
+
+// InvalidateIndex makes the next lookup load the index afresh, unless that
+// already happened since generation gen. A writer calls it after taking its
+// repository lock, so that what it believes the repository has is what it has
+// after any sweep before.
+func (r *Repo) InvalidateIndex(gen uint64) { r.invalidate(gen) }
+
+// loadIndex reads every index object into x.
+func (r *Repo) loadIndex(ctx context.Context, x *index) error {
+	names, err := r.IndexObjects(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		entries, err := r.ReadIndex(ctx, name)
+		if err != nil {
+			return err
 		}
-		for _, name := range names {
-			entries, err := r.readIndex(ctx, name)
-			if err != nil {
-				x.err = err
-				return
-			}
-			for _, e := range entries {
-				x.add(e)
-			}
+		for _, e := range entries {
+			x.add(e)
 		}
+	}
+	return nil
+}
+
+// IndexObjects lists the names of the index objects, in name order.
+func (r *Repo) IndexObjects(ctx context.Context) ([]string, error) {
+	var names []string
+	err := r.st.List(ctx, indexPrefix, func(o ObjectInfo) error {
+		names = append(names, o.Name)
+		return nil
 	})
-	return x.err
+	if err != nil {
+		return nil, fmt.Errorf("listing the index of %s: %w", r.st, err)
+	}
+	return names, nil
 }
 
 // lookup finds a packed entry.
 func (r *Repo) lookup(ctx context.Context, id Hash, kind uint8) (IndexEntry, bool, error) {
-	if err := r.loadIndex(ctx); err != nil {
+	x, _, err := r.loaded(ctx)
+	if err != nil {
 		return IndexEntry{}, false, err
 	}
-	x := &r.index
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	l, ok := x.entries[indexKey{id, kind}]
@@ -124,12 +180,14 @@ func (r *Repo) lookup(ctx context.Context, id Hash, kind uint8) (IndexEntry, boo
 
 // remember adds entries this process wrote to the loaded index.
 func (r *Repo) remember(entries []IndexEntry) {
-	x := &r.index
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.entries == nil {
+	r.index.mu.Lock()
+	x := r.index.cur
+	r.index.mu.Unlock()
+	if x == nil {
 		return // not loaded: the next load reads the index object
 	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	for _, e := range entries {
 		x.add(e)
 	}
@@ -211,8 +269,8 @@ func decodeIndex(b []byte) ([]IndexEntry, error) {
 	return out, nil
 }
 
-// readIndex reads and verifies one index object.
-func (r *Repo) readIndex(ctx context.Context, name string) ([]IndexEntry, error) {
+// ReadIndex reads and verifies one index object.
+func (r *Repo) ReadIndex(ctx context.Context, name string) ([]IndexEntry, error) {
 	obj, err := r.getRaw(ctx, name, maxMetaSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading index %s in %s: %w", name, r.st, err)
