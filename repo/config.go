@@ -276,8 +276,9 @@ func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*
 type Repo struct {
 	// index is the loaded index of a format-2 repository (index.go).
 	index indexCache
-	// lockTiming is the lock protocol's clock (lock.go).
+	// lockTiming is the lock protocol's clock, lockPolicy its patience (lock.go).
 	lockTiming lockTiming
+	lockPolicy LockPolicy
 
 	st     Storage
 	cfg    Config

@@ -28,7 +28,14 @@ const indexPrefix = "index/"
 
 var indexMagic = [4]byte{'P', 'G', 'W', 'I'}
 
-const indexEntrySize = 32 + 1 + 1 + 4 + 4 + 4
+// An entry is 46 bytes in index version 1; version 2 adds the base of a page delta (32 bytes,
+// zero for other kinds), so that garbage collection and verify know a delta's base without
+// reading the delta.
+const (
+	indexEntrySizeV1 = 32 + 1 + 1 + 4 + 4 + 4
+	indexEntrySizeV2 = indexEntrySizeV1 + 32
+	indexVersion     = 2
+)
 
 // IndexEntry locates one packed entry.
 type IndexEntry struct {
@@ -40,6 +47,9 @@ type IndexEntry struct {
 	Pack   string // the pack object's name
 	Offset uint32
 	Length uint32
+	// Base is a page delta's base chunk; zero for other kinds, and in index objects of
+	// version 1, which do not record it (BaseOf reads it from the delta then).
+	Base Hash
 }
 
 type indexKey struct {
@@ -209,9 +219,9 @@ func encodeIndex(entries []IndexEntry) []byte {
 			packs = append(packs, e.Pack)
 		}
 	}
-	b := make([]byte, 0, 16+len(packs)*32+len(entries)*indexEntrySize)
+	b := make([]byte, 0, 16+len(packs)*32+len(entries)*indexEntrySizeV2)
 	b = append(b, indexMagic[:]...)
-	b = append(b, 1, 0, 0, 0)
+	b = append(b, indexVersion, 0, 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(packs)))
 	for _, p := range packs {
 		id, _ := hex.DecodeString(packID(p))
@@ -224,6 +234,7 @@ func encodeIndex(entries []IndexEntry) []byte {
 		b = binary.LittleEndian.AppendUint32(b, packNum[e.Pack])
 		b = binary.LittleEndian.AppendUint32(b, e.Offset)
 		b = binary.LittleEndian.AppendUint32(b, e.Length)
+		b = append(b, e.Base[:]...)
 	}
 	return b
 }
@@ -234,8 +245,10 @@ func decodeIndex(b []byte) ([]IndexEntry, error) {
 	if len(b) < 12 || !bytes.Equal(b[:4], indexMagic[:]) {
 		return bad("has no index magic")
 	}
-	if b[4] != 1 {
-		return bad(fmt.Sprintf("version %d is not supported", b[4]))
+	version := b[4]
+	size := map[byte]int{1: indexEntrySizeV1, 2: indexEntrySizeV2}[version]
+	if size == 0 {
+		return bad(fmt.Sprintf("version %d is not supported by this pgward", version))
 	}
 	np := binary.LittleEndian.Uint32(b[8:])
 	b = b[12:]
@@ -249,7 +262,7 @@ func decodeIndex(b []byte) ([]IndexEntry, error) {
 	}
 	ne := binary.LittleEndian.Uint32(b)
 	b = b[4:]
-	if uint64(len(b)) != uint64(ne)*indexEntrySize {
+	if uint64(len(b)) != uint64(ne)*uint64(size) {
 		return bad("has a wrong size for its entries")
 	}
 	out := make([]IndexEntry, ne)
@@ -264,7 +277,10 @@ func decodeIndex(b []byte) ([]IndexEntry, error) {
 		e.Pack = packs[p]
 		e.Offset = binary.LittleEndian.Uint32(b[38:])
 		e.Length = binary.LittleEndian.Uint32(b[42:])
-		b = b[indexEntrySize:]
+		if version >= 2 {
+			copy(e.Base[:], b[46:78])
+		}
+		b = b[size:]
 	}
 	return out, nil
 }

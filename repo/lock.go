@@ -119,9 +119,25 @@ func (r *Repo) Lock(ctx context.Context, cluster, purpose string) (*Lock, error)
 	return r.TakeLock(ctx, LockRequest{Cluster: cluster, Mode: ModeCluster, Purpose: purpose})
 }
 
+// LockPolicy is how patiently a repository's locks are taken (config lock-wait and
+// lock-settle); the opener sets it.
+type LockPolicy struct {
+	// Wait applies to repository locks requested without a Wait of their own.
+	Wait time.Duration
+	// Settle is the least settle delay of every lock.
+	Settle time.Duration
+}
+
+// SetLockPolicy sets how this repository's locks are taken.
+func (r *Repo) SetLockPolicy(p LockPolicy) { r.lockPolicy = p }
+
 // TakeLock takes the lock q describes, waiting up to q.Wait while a conflicting
-// one is held.
+// one is held (for repository locks without a Wait, the repository's policy's).
 func (r *Repo) TakeLock(ctx context.Context, q LockRequest) (*Lock, error) {
+	q.Settle = max(q.Settle, r.lockPolicy.Settle)
+	if q.Mode != ModeCluster && q.Wait == 0 {
+		q.Wait = r.lockPolicy.Wait
+	}
 	host, _ := os.Hostname()
 	l := &Lock{r: r, req: q, timing: r.lockTiming, info: LockInfo{Cluster: q.Cluster, Purpose: q.Purpose, Host: host, PID: os.Getpid()}}
 	if q.Mode != ModeCluster {

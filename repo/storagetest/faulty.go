@@ -55,6 +55,9 @@ type Fault struct {
 	// Times limits the fault to the next Times matching calls; 0 means until the faults are
 	// changed.
 	Times int
+	// Skip lets the first Skip matching calls through untouched (and uncounted by Times): a
+	// crash test fails the n-th call with Skip n-1.
+	Skip int
 }
 
 // Faulty wraps a repo.Storage and fails, delays or corrupts the calls that its faults
@@ -133,6 +136,10 @@ func (f *Faulty) begin(ctx context.Context, op Op, name string) (Fault, error) {
 	for i := range f.faults {
 		if !f.faults[i].matches(op, name) {
 			continue
+		}
+		if f.faults[i].Skip > 0 {
+			f.faults[i].Skip--
+			break
 		}
 		ft = f.faults[i]
 		if f.faults[i].Times > 0 {
