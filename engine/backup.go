@@ -71,7 +71,7 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	locks, err := lockRepos(ctx, repos, o.Cluster)
+	locks, err := lockRepos(ctx, repos, o.Cluster, o.Log)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -186,7 +186,7 @@ type backupLocks struct {
 // lockRepos takes the locks of a backup in every repository. A repository's index is
 // loaded afresh after its shared lock is held, so that what the backup believes stored is
 // what a sweep before it left.
-func lockRepos(ctx context.Context, repos []*repo.Repo, cluster string) (*backupLocks, error) {
+func lockRepos(ctx context.Context, repos []*repo.Repo, cluster string, log *slog.Logger) (*backupLocks, error) {
 	bl := &backupLocks{}
 	for _, r := range repos {
 		l, err := r.Lock(ctx, cluster, "backup")
@@ -195,7 +195,9 @@ func lockRepos(ctx context.Context, repos []*repo.Repo, cluster string) (*backup
 			return nil, err
 		}
 		bl.held = append(bl.held, l)
-		s, err := r.TakeLock(ctx, repo.LockRequest{Mode: repo.ModeShared, Purpose: "backup of " + cluster})
+		s, err := r.TakeLock(ctx, repo.LockRequest{Mode: repo.ModeShared, Purpose: "backup of " + cluster, OnWait: func(h repo.LockInfo) {
+			log.Info("waiting for the repository lock: a garbage collection sweep holds it", "repo", r.String(), "holder", h.Purpose, "host", h.Host, "pid", h.PID, "since", h.Time)
+		}})
 		if err != nil {
 			bl.unlock(ctx)
 			return nil, err

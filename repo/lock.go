@@ -64,6 +64,9 @@ type LockRequest struct {
 	// Settle is how long to wait between writing the lock and listing the
 	// others, for storages whose listings lag behind writes.
 	Settle time.Duration
+	// OnWait, if set, is told once who holds the lock when TakeLock starts to
+	// wait for it (so a user learns why nothing happens).
+	OnWait func(holder LockInfo)
 }
 
 func (q LockRequest) dir() string {
@@ -154,6 +157,10 @@ func (r *Repo) TakeLock(ctx context.Context, q LockRequest) (*Lock, error) {
 		}
 		if !time.Now().Before(deadline) {
 			return nil, l.lockedError(holder)
+		}
+		if q.OnWait != nil {
+			q.OnWait(*holder)
+			q.OnWait = nil
 		}
 		select {
 		case <-ctx.Done():
