@@ -34,15 +34,15 @@ var codec, _ = compress.Parse("lz4")
 // chunks packed, a changed chunk of a file as a page delta over the chunk that held the
 // same range in the previous backup when few pages changed, else whole.
 type writer struct {
-	t    *testing.T
+	tb   testing.TB
 	r    *repo.Repo
 	prev map[string][]repo.Hash
 	n    int
 }
 
 func (w *writer) backup(files map[string][]byte) *repo.Manifest {
-	w.t.Helper()
-	ctx := w.t.Context()
+	w.tb.Helper()
+	ctx := w.tb.Context()
 	p := w.r.NewPacker()
 	var b repo.ChunkBuffers
 	w.n++
@@ -64,23 +64,23 @@ func (w *writer) backup(files map[string][]byte) *repo.Manifest {
 		m.Files = append(m.Files, f)
 	}
 	if _, err := p.Finish(ctx); err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 	if err := w.r.PutManifest(ctx, m); err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 	w.prev = next
 	return m
 }
 
 func (w *writer) store(p *repo.Packer, b *repo.ChunkBuffers, id repo.Hash, chunk []byte, prev []repo.Hash, i int) {
-	ctx := w.t.Context()
+	ctx := w.tb.Context()
 	add := func(e repo.IndexEntry, obj []byte, err error) {
 		if err == nil {
 			_, err = p.Add(ctx, e, obj)
 		}
 		if err != nil {
-			w.t.Fatal(err)
+			w.tb.Fatal(err)
 		}
 	}
 	if len(chunk) < 32<<10 {
@@ -104,7 +104,7 @@ func (w *writer) store(p *repo.Packer, b *repo.ChunkBuffers, id repo.Hash, chunk
 		}
 	}
 	if _, err := w.r.PutChunk(ctx, id, chunk, codec, b); err != nil {
-		w.t.Fatal(err)
+		w.tb.Fatal(err)
 	}
 }
 
@@ -205,7 +205,7 @@ func collect(t *testing.T, r *repo.Repo) (*gc.Plan, gc.Stats) {
 func TestCollectAfterExpiry(t *testing.T) {
 	r, _, _ := newRepo(t)
 	ctx := t.Context()
-	w := &writer{t: t, r: r}
+	w := &writer{tb: t, r: r}
 	want := map[string]map[string][]byte{}
 	var ids []string
 	for v := range 4 {
@@ -251,12 +251,12 @@ func TestCollectAfterExpiry(t *testing.T) {
 // its interrupted writes are collected by the next sweep, whatever their age.
 func TestCollectKilledWriter(t *testing.T) {
 	r, _, mem := newRepo(t)
-	w := &writer{t: t, r: r}
+	w := &writer{tb: t, r: r}
 	m := w.backup(files(0))
 	want := map[string]map[string][]byte{m.ID: files(0)}
 	before := objects(t, r.Storage())
 	// A backup that never committed: chunks and packs stored, no manifest.
-	orphan := &writer{t: t, r: r, prev: w.prev, n: 50}
+	orphan := &writer{tb: t, r: r, prev: w.prev, n: 50}
 	om := orphan.backup(files(5))
 	if err := r.DeleteManifest(t.Context(), "main", om.ID); err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestCollectKilledWriter(t *testing.T) {
 func TestCollectKilledAtEveryStep(t *testing.T) {
 	build := func(t *testing.T) (*repo.Repo, *storagetest.Faulty, map[string]map[string][]byte) {
 		r, f, _ := newRepo(t)
-		w := &writer{t: t, r: r}
+		w := &writer{tb: t, r: r}
 		want := map[string]map[string][]byte{}
 		var ids []string
 		for v := range 5 {
