@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -171,6 +172,17 @@ func TestExpire(t *testing.T) {
 	got, _ := a.restoreAndCount(t, "r-last", nil)
 	if got != "1-60" {
 		t.Fatalf("restore of the last backup: rows %s, want 1-60", got)
+	}
+	// A policy in the config file, per cluster, runs after every backup of that cluster.
+	cfg := filepath.Join(a.work, "pgward.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("repo = %q\n[cluster.main]\nkeep-last = 1\n", a.repo)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	insertRows(t, c, 61, 70)
+	r := pgwardPG(t, nil, "backup", "--config", cfg, "--conn", c.ConnString("postgres"), "--checkpoint", "fast")
+	b6 := strings.TrimSpace(strings.SplitN(r.stdout, "\n", 2)[0])
+	if ids := backupIDs(t, a.repo); !slices.Equal(ids, []string{b6}) || !strings.Contains(r.stderr, "retention applied after the backup") {
+		t.Fatalf("after a backup with keep-last = 1 in the config: backups %v\n%s", ids, r.stderr)
 	}
 	// Bad input: no rule, and pinning a backup that does not exist.
 	failPgward(t, nil, []string{"no retention rule given"}, "expire", "--repo", a.repo)
