@@ -39,7 +39,7 @@ bench-format2:
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./engine/ ./compress/ ./crypt/ ./repo/... ./gc/
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./engine/ ./compress/ ./crypt/ ./repo/... ./engine/expire/
 
 clean:
 	rm -rf bin

@@ -9,10 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pgward/pgward/expire"
+	"github.com/pgward/pgward/engine/expire"
+	"github.com/pgward/pgward/engine/retention"
 	"github.com/pgward/pgward/internal/config"
 	"github.com/pgward/pgward/repo"
-	"github.com/pgward/pgward/retention"
 	"github.com/spf13/cobra"
 )
 

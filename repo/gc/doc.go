@@ -10,8 +10,9 @@
 //   - Deletion follows creation in reverse: new packs and the new index are durable before an
 //     old index object goes, an old index object goes before its packs, so a crash at any
 //     step leaves every live entry reachable and a rerun finishes the job.
-//   - A pack entry is chosen once per (id, kind), the first in index-name order whose pack
-//     exists; everything else about it (duplicates, packs no index names) is garbage.
+//   - A pack entry is chosen once per (id, kind), from the largest index object that lists
+//     it with its pack present; everything else about it (duplicates, packs no index names)
+//     is garbage.
 //   - Leftovers of interrupted writes are removed at any age under the names only lock
 //     holders write (chunks, packs, index, manifests), and elsewhere (the WAL, written by
 //     archive-push without a lock) only when older than LeftoverAge.

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgward/pgward/expire"
+	"github.com/pgward/pgward/engine/expire"
+	"github.com/pgward/pgward/engine/retention"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/storagetest"
-	"github.com/pgward/pgward/retention"
 	"github.com/pgward/pgward/wal"
 )
 

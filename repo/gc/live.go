@@ -3,6 +3,7 @@ package gc
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/pgward/pgward/repo"
 )
@@ -16,6 +17,8 @@ type store struct {
 	// chosen is the one entry per (id, kind) that counts: the first, in index-name order,
 	// whose pack exists.
 	chosen map[entryKey]repo.IndexEntry
+	// from is the index object (position in indexes) each chosen entry was taken from.
+	from map[entryKey]int
 	// indexes are the index objects, in name order, and the entries each names.
 	indexes []indexObject
 }
@@ -33,7 +36,7 @@ type indexObject struct {
 
 // load lists chunks, packs and index objects and reads every index object.
 func load(ctx context.Context, r *repo.Repo) (*store, error) {
-	s := &store{whole: map[repo.Hash]int64{}, packs: map[string]int64{}, chosen: map[entryKey]repo.IndexEntry{}}
+	s := &store{whole: map[repo.Hash]int64{}, packs: map[string]int64{}, chosen: map[entryKey]repo.IndexEntry{}, from: map[entryKey]int{}}
 	st := r.Storage()
 	err := st.List(ctx, repo.ChunkPrefix, func(o repo.ObjectInfo) error {
 		if id, ok := repo.ParseChunkObjectName(o.Name); ok {
@@ -61,13 +64,25 @@ func load(ctx context.Context, r *repo.Repo) (*store, error) {
 			return nil, fmt.Errorf("%w (an unreadable index object stops garbage collection: what it names is unknown; run 'pgward verify')", err)
 		}
 		s.indexes = append(s.indexes, indexObject{name: name, size: sizes[name], entries: entries})
-		for _, e := range entries {
+	}
+	// An entry listed twice (a sweep that stopped between writing the new index and deleting
+	// the old) is chosen from the index object with the most entries, which is the merged one a
+	// sweep writes: the rerun then keeps the new packs and drops the old, as the first run would
+	// have. Ties go by name.
+	order := make([]int, len(s.indexes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return len(s.indexes[b].entries) - len(s.indexes[a].entries) })
+	for _, i := range order {
+		for _, e := range s.indexes[i].entries {
 			k := entryKey{e.ID, e.Kind}
 			if _, done := s.chosen[k]; done {
 				continue
 			}
-			if _, ok := s.packs[e.Pack]; ok && int64(e.Offset)+int64(e.Length) <= s.packs[e.Pack] {
+			if size, ok := s.packs[e.Pack]; ok && int64(e.Offset)+int64(e.Length) <= size {
 				s.chosen[k] = e
+				s.from[k] = i
 			}
 		}
 	}

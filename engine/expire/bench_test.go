@@ -1,4 +1,4 @@
-package gc_test
+package expire_test
 
 import (
 	"fmt"
@@ -7,17 +7,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgward/pgward/expire"
+	"github.com/pgward/pgward/engine/expire"
+	"github.com/pgward/pgward/engine/retention"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/local"
-	"github.com/pgward/pgward/retention"
+	"github.com/pgward/pgward/repo/repotest"
 )
 
 // BenchmarkExpire50: a local repository of 50 backups of a 32 MiB cluster (64 relation
 // files of 512 KiB, one row's page changed on ~5% of the pages between backups, so most
 // chunks are page deltas, plus small files), then expire --keep-last 10: the dry run, the
 // real run (removes 40 manifests, repacks, reindexes, deletes), and a second run that finds
-// nothing. Run with: go test -run '^$' -bench Expire50 -benchtime 1x ./gc/
+// nothing. Run with: go test -run '^$' -bench Expire50 -benchtime 1x ./engine/expire/
 func BenchmarkExpire50(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
@@ -58,11 +59,11 @@ func build50(b *testing.B) *repo.Repo {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := repo.Init(b.Context(), st, repo.InitOptions{ChunkSize: chunkSize, PackThreshold: 32 << 10, PackSize: 1 << 20, MaxDeltaDepth: 8})
+	r, err := repo.Init(b.Context(), st, repo.InitOptions{ChunkSize: 64 << 10, PackThreshold: 32 << 10, PackSize: 1 << 20, MaxDeltaDepth: 8})
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &writer{tb: b, r: r}
+	w := &repotest.Writer{TB: b, R: r}
 	rng := rand.New(rand.NewPCG(3, 4))
 	files := map[string][]byte{}
 	for i := range 64 {
@@ -89,7 +90,7 @@ func build50(b *testing.B) *repo.Repo {
 			files[name] = next
 		}
 		files["global/pg_control"] = []byte(fmt.Sprintf("control %d", v))
-		w.backup(files)
+		w.Backup(files)
 	}
 	return r
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/pgward/pgward/engine/retention"
 	"github.com/pgward/pgward/repo"
-	"github.com/pgward/pgward/retention"
 )
 
 // plannedRemoval is what the forget phase deletes.

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/pgward/pgward/gc"
+	"github.com/pgward/pgward/engine/retention"
 	"github.com/pgward/pgward/repo"
-	"github.com/pgward/pgward/retention"
+	"github.com/pgward/pgward/repo/gc"
 )
 
 // Options say what to expire and how.

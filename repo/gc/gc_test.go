@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgward/pgward/compress"
-	"github.com/pgward/pgward/gc"
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/gc"
+	"github.com/pgward/pgward/repo/repotest"
 	"github.com/pgward/pgward/repo/storagetest"
 )
 
@@ -26,86 +26,6 @@ func newRepo(t *testing.T) (*repo.Repo, *storagetest.Faulty, *storagetest.Memory
 		t.Fatal(err)
 	}
 	return r, f, mem
-}
-
-var codec, _ = compress.Parse("lz4")
-
-// writer stores backups the way the engine's chunk store does, without a server: small
-// chunks packed, a changed chunk of a file as a page delta over the chunk that held the
-// same range in the previous backup when few pages changed, else whole.
-type writer struct {
-	tb   testing.TB
-	r    *repo.Repo
-	prev map[string][]repo.Hash
-	n    int
-}
-
-func (w *writer) backup(files map[string][]byte) *repo.Manifest {
-	w.tb.Helper()
-	ctx := w.tb.Context()
-	p := w.r.NewPacker()
-	var b repo.ChunkBuffers
-	w.n++
-	m := &repo.Manifest{ID: fmt.Sprintf("20261101T0000%02dZ", w.n), Cluster: "main", ChunkSize: chunkSize,
-		StartLSN: "0/1000000", StopLSN: "0/1000100", StartTime: time.Now(), StopTime: time.Now()}
-	next := map[string][]repo.Hash{}
-	for path, data := range files {
-		f := repo.File{Path: path, Type: repo.TypeFile, Mode: 0o600, Size: int64(len(data))}
-		for i := 0; i*chunkSize < len(data); i++ {
-			chunk := data[i*chunkSize : min((i+1)*chunkSize, len(data))]
-			id := w.r.ContentHash(chunk)
-			f.Chunks = append(f.Chunks, id)
-			if has, err := w.r.HasChunk(ctx, id); err != nil || has {
-				continue
-			}
-			w.store(p, &b, id, chunk, w.prev[path], i)
-		}
-		next[path] = f.Chunks
-		m.Files = append(m.Files, f)
-	}
-	if _, err := p.Finish(ctx); err != nil {
-		w.tb.Fatal(err)
-	}
-	if err := w.r.PutManifest(ctx, m); err != nil {
-		w.tb.Fatal(err)
-	}
-	w.prev = next
-	return m
-}
-
-func (w *writer) store(p *repo.Packer, b *repo.ChunkBuffers, id repo.Hash, chunk []byte, prev []repo.Hash, i int) {
-	ctx := w.tb.Context()
-	add := func(e repo.IndexEntry, obj []byte, err error) {
-		if err == nil {
-			_, err = p.Add(ctx, e, obj)
-		}
-		if err != nil {
-			w.tb.Fatal(err)
-		}
-	}
-	if len(chunk) < 32<<10 {
-		obj, err := w.r.SealChunk(id, chunk, codec, b)
-		add(repo.IndexEntry{ID: id, Kind: repo.KindChunk}, obj, err)
-		return
-	}
-	d := repo.DigestOf(id, chunk)
-	obj, err := w.r.SealDigest(d, codec, b)
-	add(repo.IndexEntry{ID: id, Kind: repo.KindDigest}, obj, err)
-	if i < len(prev) {
-		base := prev[i]
-		bd, found, err := w.r.GetDigest(ctx, base, b)
-		depth, derr := w.r.Depth(ctx, base)
-		if err == nil && derr == nil && found && depth < 3 {
-			if pages := repo.ChangedPages(chunk, bd); 2*len(pages) <= len(chunk)/repo.PageSize {
-				obj, err := w.r.SealDelta(base, chunk, pages, codec, b)
-				add(repo.IndexEntry{ID: id, Kind: repo.KindDelta, Depth: uint8(depth + 1), Base: base}, obj, err)
-				return
-			}
-		}
-	}
-	if _, err := w.r.PutChunk(ctx, id, chunk, codec, b); err != nil {
-		w.tb.Fatal(err)
-	}
 }
 
 // files makes a cluster-like set of files: two relation files of a few chunks and small
@@ -205,12 +125,12 @@ func collect(t *testing.T, r *repo.Repo) (*gc.Plan, gc.Stats) {
 func TestCollectAfterExpiry(t *testing.T) {
 	r, _, _ := newRepo(t)
 	ctx := t.Context()
-	w := &writer{tb: t, r: r}
+	w := &repotest.Writer{TB: t, R: r}
 	want := map[string]map[string][]byte{}
 	var ids []string
 	for v := range 4 {
 		fs := files(v)
-		m := w.backup(fs)
+		m := w.Backup(fs)
 		want[m.ID] = fs
 		ids = append(ids, m.ID)
 	}
@@ -251,16 +171,12 @@ func TestCollectAfterExpiry(t *testing.T) {
 // its interrupted writes are collected by the next sweep, whatever their age.
 func TestCollectKilledWriter(t *testing.T) {
 	r, _, mem := newRepo(t)
-	w := &writer{tb: t, r: r}
-	m := w.backup(files(0))
+	w := &repotest.Writer{TB: t, R: r}
+	m := w.Backup(files(0))
 	want := map[string]map[string][]byte{m.ID: files(0)}
 	before := objects(t, r.Storage())
 	// A backup that never committed: chunks and packs stored, no manifest.
-	orphan := &writer{tb: t, r: r, prev: w.prev, n: 50}
-	om := orphan.backup(files(5))
-	if err := r.DeleteManifest(t.Context(), "main", om.ID); err != nil {
-		t.Fatal(err)
-	}
+	w.Store(files(5))
 	mem.AddLeftover("chunks/ab/abcd", 1000, time.Now())
 	mem.AddLeftover("clusters/main/wal/0000000100000000/000000010000000000000009", 500, time.Now())
 	mem.AddLeftover("clusters/main/wal/0000000100000000/000000010000000000000003", 700, time.Now().Add(-2*time.Hour))
@@ -288,12 +204,12 @@ func TestCollectKilledWriter(t *testing.T) {
 func TestCollectKilledAtEveryStep(t *testing.T) {
 	build := func(t *testing.T) (*repo.Repo, *storagetest.Faulty, map[string]map[string][]byte) {
 		r, f, _ := newRepo(t)
-		w := &writer{tb: t, r: r}
+		w := &repotest.Writer{TB: t, R: r}
 		want := map[string]map[string][]byte{}
 		var ids []string
 		for v := range 5 {
 			fs := files(v)
-			m := w.backup(fs)
+			m := w.Backup(fs)
 			want[m.ID] = fs
 			ids = append(ids, m.ID)
 		}
@@ -337,6 +253,16 @@ func TestCollectKilledAtEveryStep(t *testing.T) {
 		}
 		got := objects(t, r2.Storage())
 		if len(got) != len(final) {
+			for name, size := range got {
+				if _, ok := final[name]; !ok {
+					t.Logf("rerun has %s (%d bytes)", name, size)
+				}
+			}
+			for name, size := range final {
+				if _, ok := got[name]; !ok {
+					t.Logf("uninterrupted has %s (%d bytes)", name, size)
+				}
+			}
 			// Pack and index names are random; the counts and the bytes must agree.
 			t.Fatalf("rerun ends with %d objects, the uninterrupted run with %d", len(got), len(final))
 		}

@@ -155,14 +155,15 @@ func (p *Plan) planPacks(o Options) {
 	for _, pk := range p.Repack {
 		repacked[pk] = true
 	}
-	// The index is rewritten when any index object names something not chosen and live (a
-	// dead entry, a duplicate, an entry of a pack that is gone) or a pack that moves, or when
-	// there are too many index objects.
+	// The index is rewritten when any index object names something that is not a live entry
+	// chosen from that very object (a dead entry, a duplicate of an entry chosen elsewhere,
+	// an entry of a pack that is gone) or a pack that moves, or when there are too many
+	// index objects.
 	p.Reindex = len(p.Repack) > 0 || len(s.indexes) > o.MaxIndexObjects
-	for _, x := range s.indexes {
+	for i, x := range s.indexes {
 		for _, e := range x.entries {
 			k := entryKey{e.ID, e.Kind}
-			if !l.entries[k] || s.chosen[k] != e || repacked[e.Pack] {
+			if !l.entries[k] || s.from[k] != i || repacked[e.Pack] {
 				p.Reindex = true
 				break
 			}
