@@ -53,6 +53,11 @@ type Fault struct {
 	// Times limits the fault to the next Times matching calls; 0 means until the faults are
 	// changed.
 	Times int
+	// After lets the first After matching calls through untouched before the fault applies
+	// (they do not count towards Times). With Err and no Op or Prefix it stands for a process
+	// that dies after After calls: every later call fails, and the storage keeps what the
+	// first ones did.
+	After int
 }
 
 // Faulty wraps a repo.Storage and fails, delays or corrupts the calls that its faults
@@ -131,6 +136,10 @@ func (f *Faulty) begin(ctx context.Context, op Op, name string) (Fault, error) {
 	for i := range f.faults {
 		if !f.faults[i].matches(op, name) {
 			continue
+		}
+		if f.faults[i].After > 0 {
+			f.faults[i].After--
+			break
 		}
 		ft = f.faults[i]
 		if f.faults[i].Times > 0 {
