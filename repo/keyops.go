@@ -340,7 +340,7 @@ func (r *Repo) addKey(ctx context.Context, nk NewKey) (KeyInfo, error) {
 	// (keys.go); it is proven here, since a repository with no key objects
 	// opens with the config's key only.
 	if cfgKey := s.configKey(); !cfgKey.object {
-		o, err := describedKey(r.keys.master, *s.cfg.Key, s.cfg.ID, KeyMeta{Created: s.cfg.Created})
+		o, err := describedKey(r.keys.master, *s.cfg.Key, s.cfg.ID, KeyMeta{Created: s.cfg.Created, Note: "made by init"})
 		if err != nil {
 			return KeyInfo{}, err
 		}

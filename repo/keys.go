@@ -275,7 +275,10 @@ func unlock(ctx context.Context, st Storage, cfg Config, pp []byte) (master []by
 	if keys > 1 {
 		what = fmt.Sprintf("it opens none of the repository's %d keys", keys)
 	}
-	err = fmt.Errorf("opening repository %s: %w: %s; use the passphrase of a key that was added and not removed since", st, ErrWrongPassphrase, what)
+	if len(found) > 0 {
+		what += "; a passphrase removed or replaced with 'pgward key' opens nothing"
+	}
+	err = fmt.Errorf("opening repository %s: %w: %s", st, ErrWrongPassphrase, what)
 	if len(unusable) > 0 {
 		err = fmt.Errorf("%w (unusable key objects: %s)", err, strings.Join(unusable, "; "))
 	}
