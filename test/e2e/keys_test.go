@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pgward/pgward/test/pgtest"
+	"github.com/pgward/pgward/test/s3test"
 )
 
 // keyList runs 'key list --json' as the postgres user and returns the keys of the one repository.
@@ -143,4 +144,57 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("restored rows %q, want 1-30", got)
 	}
 	compareSums(t, want, pgtest.Checksums(t, dst))
+}
+
+// testS3Keys: the key commands on S3, where the config is replaced without a
+// rename: removing the config's key moves the config to config-2, changing
+// the passphrase of that key moves it back, and each time exactly the current
+// passphrases open the repository and one config object is left.
+func testS3Keys(t *testing.T, srv *s3test.Server) {
+	bucket := s3test.BucketName(t)
+	s3Repo := "s3://" + bucket + "/keys"
+	flags := s3Flags(srv.Endpoint)
+	env := func(p string, more ...string) []string {
+		return append(append(s3Env(srv), "PGWARD_PASSPHRASE="+p), more...)
+	}
+	run := func(p string, more []string, args ...string) string {
+		t.Helper()
+		return mustPgward(t, env(p, more...), argv(args, []string{"--repo", s3Repo}, flags)...).stdout
+	}
+	configs := func() []string {
+		t.Helper()
+		var names []string
+		for _, n := range objectNames(t, srv, bucket, "keys/config") {
+			names = append(names, strings.TrimPrefix(n, "keys/"))
+		}
+		return names
+	}
+	opensOnly := func(good string, bad ...string) {
+		t.Helper()
+		run(good, nil, "list")
+		for _, p := range bad {
+			failPgward(t, env(p), []string{"wrong passphrase"}, argv([]string{"list", "--repo", s3Repo}, flags)...)
+		}
+	}
+
+	run("first", nil, "init", "--encrypt")
+	firstID := regexp.MustCompile(`[0-9a-f]{16}`).FindString(run("first", nil, "key", "list"))
+	run("first", []string{"PGWARD_NEW_PASSPHRASE=second"}, "key", "add")
+	opensOnly("second")
+	opensOnly("first")
+	if got := run("first", nil, "key", "remove", firstID); !strings.Contains(got, "no longer opens it") {
+		t.Fatalf("key remove: %s", got)
+	}
+	if got := configs(); len(got) != 1 || got[0] != "config-2" {
+		t.Fatalf("config objects after removing the config's key: %v", got)
+	}
+	opensOnly("second", "first")
+	run("second", []string{"PGWARD_NEW_PASSPHRASE=third"}, "key", "passwd")
+	if got := configs(); len(got) != 1 || got[0] != "config" {
+		t.Fatalf("config objects after passwd: %v", got)
+	}
+	opensOnly("third", "first", "second")
+	if keys := objectNames(t, srv, bucket, "keys/keys/"); len(keys) != 1 {
+		t.Fatalf("key objects: %v", keys)
+	}
 }

@@ -55,6 +55,7 @@ func TestS3(t *testing.T) {
 	t.Run("ServerDown", f.testServerDown)
 	t.Run("ReceiverOutage", func(t *testing.T) { testReceiverOutage(t, srv) })
 	t.Run("Errors", f.testErrors)
+	t.Run("Keys", func(t *testing.T) { testS3Keys(t, srv) })
 }
 
 type s3Fixture struct {
