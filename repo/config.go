@@ -315,7 +315,10 @@ func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*
 // Repo is an open repository.
 type Repo struct {
 	// index is the loaded index of a format-2 repository (index.go).
-	index index
+	index indexCache
+	// lockTiming is the lock protocol's clock, lockPolicy its patience (lock.go).
+	lockTiming lockTiming
+	lockPolicy LockPolicy
 
 	st     Storage
 	cfg    Config
@@ -328,7 +331,7 @@ type Repo struct {
 }
 
 func newRepo(st Storage, cfg Config, master []byte) (*Repo, error) {
-	r := &Repo{st: st, cfg: cfg, idKey: crypt.DeriveKey(master, "chunk-id")}
+	r := &Repo{st: st, cfg: cfg, idKey: crypt.DeriveKey(master, "chunk-id"), lockTiming: defaultLockTiming}
 	if cfg.Encryption != "none" {
 		s, err := crypt.NewSealer(crypt.DeriveKey(master, "object-encryption"))
 		if err != nil {

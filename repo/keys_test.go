@@ -520,7 +520,7 @@ func TestKeyCrashAtEveryStep(t *testing.T) {
 				mem := cloneMemory(t, prepared)
 				f := storagetest.NewFaulty(mem)
 				r := openWith(t, f, p)
-				f.Set(storagetest.Fault{Err: storagetest.ErrInjected, After: k})
+				f.Set(storagetest.Fault{Err: storagetest.ErrInjected, Skip: k})
 				if err := cc.run(r); err != nil {
 					crashed++
 				}

@@ -126,6 +126,7 @@ func locationOptions(o *config.Options) location.Options {
 			SSE: s.SSE, SSEKMSKeyID: s.SSEKMSKeyID, StorageClass: s.StorageClass, RetryMax: s.RetryMax},
 		Passphrase:      o.Passphrase.Func(),
 		PassphraseGiven: o.Passphrase.Named(),
+		Locks:           repo.LockPolicy{Wait: o.LockWait, Settle: o.LockSettle},
 		Log:             slog.Default(),
 	}
 }

@@ -423,6 +423,22 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30d": 30 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "1w2d": 9 * 24 * time.Hour,
+		"1d12h": 36 * time.Hour, "90m": 90 * time.Minute, "0s": 0, "10s": 10 * time.Second,
+	} {
+		if got, err := parseDuration(in); err != nil || got != want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "d", "3x", "2d3w", "-1d", "1.5d"} {
+		if got, err := parseDuration(in); err == nil {
+			t.Errorf("parseDuration(%q) = %v; want an error", in, got)
+		}
+	}
+}
+
 // TestNewPassphrase: the new passphrase of key add and key passwd follows the
 // passphrase's rules: the flag's file beats PGWARD_NEW_PASSPHRASE, which beats
 // PGWARD_NEW_PASSPHRASE_FILE; the file cannot hold it; other commands ignore it.

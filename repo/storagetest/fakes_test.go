@@ -92,18 +92,18 @@ func TestFaultySelects(t *testing.T) {
 	}
 }
 
-// After lets the first calls through, then the fault holds: a process that dies
-// after its Nth call.
-func TestFaultyAfter(t *testing.T) {
+// Skip lets the first calls through, then the fault holds: a process that dies
+// at a chosen call.
+func TestFaultySkip(t *testing.T) {
 	f := storagetest.NewFaulty(storagetest.NewMemory())
-	f.Set(storagetest.Fault{Err: storagetest.ErrInjected, After: 2})
+	f.Set(storagetest.Fault{Err: storagetest.ErrInjected, Skip: 2})
 	put(t, f, "a", []byte("1"))
 	if _, err := read(f, "a"); err != nil {
-		t.Fatalf("second call, within After: %v", err)
+		t.Fatalf("second call, within Skip: %v", err)
 	}
 	for i := range 3 {
 		if err := f.Delete(t.Context(), "a"); !errors.Is(err, storagetest.ErrInjected) {
-			t.Fatalf("call %d after After: %v, want the injected error", 3+i, err)
+			t.Fatalf("call %d after Skip: %v, want the injected error", 3+i, err)
 		}
 	}
 	f.Set()

@@ -18,14 +18,16 @@ type Op string
 
 // The operations a Fault can target.
 const (
-	OpPut          Op = "Put"
-	OpPutDeferred  Op = "PutDeferred"
-	OpSyncDeferred Op = "SyncDeferred"
-	OpGet          Op = "Get"
-	OpGetRange     Op = "GetRange"
-	OpStat         Op = "Stat"
-	OpList         Op = "List"
-	OpDelete       Op = "Delete"
+	OpPut            Op = "Put"
+	OpPutDeferred    Op = "PutDeferred"
+	OpSyncDeferred   Op = "SyncDeferred"
+	OpGet            Op = "Get"
+	OpGetRange       Op = "GetRange"
+	OpStat           Op = "Stat"
+	OpList           Op = "List"
+	OpDelete         Op = "Delete"
+	OpLeftovers      Op = "Leftovers"
+	OpRemoveLeftover Op = "RemoveLeftover"
 )
 
 // ErrInjected is a ready-made error for Fault.Err: a failure no retry policy knows to be
@@ -53,11 +55,9 @@ type Fault struct {
 	// Times limits the fault to the next Times matching calls; 0 means until the faults are
 	// changed.
 	Times int
-	// After lets the first After matching calls through untouched before the fault applies
-	// (they do not count towards Times). With Err and no Op or Prefix it stands for a process
-	// that dies after After calls: every later call fails, and the storage keeps what the
-	// first ones did.
-	After int
+	// Skip lets the first Skip matching calls through untouched (and uncounted by Times): a
+	// crash test fails the n-th call with Skip n-1.
+	Skip int
 }
 
 // Faulty wraps a repo.Storage and fails, delays or corrupts the calls that its faults
@@ -137,8 +137,8 @@ func (f *Faulty) begin(ctx context.Context, op Op, name string) (Fault, error) {
 		if !f.faults[i].matches(op, name) {
 			continue
 		}
-		if f.faults[i].After > 0 {
-			f.faults[i].After--
+		if f.faults[i].Skip > 0 {
+			f.faults[i].Skip--
 			break
 		}
 		ft = f.faults[i]
@@ -230,6 +230,20 @@ func (f *Faulty) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	return f.st.Delete(ctx, name)
+}
+
+func (f *Faulty) Leftovers(ctx context.Context, prefix string, fn func(repo.Leftover) error) error {
+	if _, err := f.begin(ctx, OpLeftovers, prefix); err != nil {
+		return err
+	}
+	return f.st.Leftovers(ctx, prefix, fn)
+}
+
+func (f *Faulty) RemoveLeftover(ctx context.Context, l repo.Leftover) error {
+	if _, err := f.begin(ctx, OpRemoveLeftover, l.Name); err != nil {
+		return err
+	}
+	return f.st.RemoveLeftover(ctx, l)
 }
 
 // lastByteInverter delivers an object with its last byte inverted. It holds the last byte
