@@ -35,7 +35,7 @@ const configLock = ".config"
 func (r *Repo) lockConfig(ctx context.Context, purpose string) (*Lock, error) {
 	l, err := r.Lock(ctx, configLock, purpose)
 	if errors.Is(err, ErrLocked) {
-		return nil, fmt.Errorf("%s: another process is changing the keys or the config of %s (%w); run %s again when it has finished", purpose, r.st, err, purpose)
+		return nil, fmt.Errorf("%s on %s: another key command or upgrade is running there (%w)", purpose, r.st, err)
 	}
 	return l, err
 }

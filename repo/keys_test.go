@@ -536,3 +536,26 @@ func TestKeyCrashAtEveryStep(t *testing.T) {
 		})
 	}
 }
+
+// Key commands run one at a time: a second one meets the first's lock and
+// changes nothing.
+func TestKeyCommandsSerialized(t *testing.T) {
+	mem := storagetest.NewMemory()
+	r := initKeys(t, mem, "a", 2)
+	held, err := r.Lock(t.Context(), ".config", "key remove")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := objects(t, mem)
+	_, err = r.AddKey(t.Context(), repo.NewKey{Passphrase: []byte("b"), KDF: fastKDF(t)})
+	if !errors.Is(err, repo.ErrLocked) || !strings.Contains(err.Error(), "another key command") {
+		t.Fatalf("key add while another key command runs: %v", err)
+	}
+	if after := objects(t, mem); len(after) != len(before) {
+		t.Fatalf("the refused key add wrote: %d objects, before %d", len(after), len(before))
+	}
+	if err := held.Unlock(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	addKey(t, r, "b", "")
+}
