@@ -63,6 +63,11 @@ type Options struct {
 
 	JSON bool
 
+	// NewPassphrase is the passphrase key add and key passwd give the new key;
+	// KeyNote says what the key is for.
+	NewPassphrase NewPassphraseSource
+	KeyNote       string
+
 	Restore Restore
 
 	SpoolPath string

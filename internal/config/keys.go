@@ -141,6 +141,8 @@ var (
 	lockCommands  = []string{"backup", "expire"}
 	walCommands   = []string{"archive-push", "wal-receive"}
 	spoolCommands = []string{"archive-push", "archive-get", "wal-receive"}
+	// newKeyCommands make a key with a new passphrase.
+	newKeyCommands = []string{"key add", "key passwd"}
 )
 
 var registry = []*Key{
@@ -231,6 +233,20 @@ var registry = []*Key{
 			return nil
 		})},
 
+	// The new passphrase of key add and key passwd is a setting of its own, read
+	// like the passphrase: the value only from the environment, a file from the
+	// flag or the environment, never from the config file (it changes once).
+	{Name: "new-passphrase", In: EnvLayer, emptyUnset: true, Commands: newKeyCommands,
+		Help:  "the new passphrase itself; only ever from the environment, never a flag or file value",
+		field: func(o *Options) any { return &o.NewPassphrase.Value }},
+	{Name: "new-passphrase-file", In: FlagLayer | EnvLayer, emptyUnset: true, Commands: newKeyCommands,
+		Help:  "file holding the new passphrase; it must not be accessible to group or others (chmod 600). Without it or PGWARD_NEW_PASSPHRASE the new passphrase is asked on the terminal, twice",
+		field: func(o *Options) any { return &o.NewPassphrase.File }},
+	{Name: "key-note", FlagName: "note", In: FlagLayer, Commands: newKeyCommands,
+		DocDefault: "key passwd: the replaced key's note",
+		Help:       "what the new key is for, shown by key list",
+		field:      func(o *Options) any { return &o.KeyNote }},
+
 	{Name: "conn", Commands: []string{"backup", "check", "wal-receive"},
 		Help:  "libpq connection string or URI of the server (PGHOST, PGPORT, PGUSER and the other libpq variables apply)",
 		field: func(o *Options) any { return &o.Conn }},
@@ -267,7 +283,7 @@ var registry = []*Key{
 		Help:  "take a full BASE_BACKUP even where an INCREMENTAL one is possible (PostgreSQL 17+ with summarize_wal = on)",
 		field: func(o *Options) any { return &o.NoIncremental }},
 
-	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire"},
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list"},
 		Help:  "print a JSON object",
 		field: func(o *Options) any { return &o.JSON }},
 

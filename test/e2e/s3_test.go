@@ -56,6 +56,7 @@ func TestS3(t *testing.T) {
 	t.Run("ReceiverOutage", func(t *testing.T) { testReceiverOutage(t, srv) })
 	t.Run("ExpireWhileWriting", func(t *testing.T) { testS3ExpireWhileWriting(t, srv) })
 	t.Run("Errors", f.testErrors)
+	t.Run("Keys", func(t *testing.T) { testS3Keys(t, srv) })
 }
 
 type s3Fixture struct {
