@@ -82,6 +82,8 @@ type Options struct {
 
 	Timeout time.Duration
 
+	Drill Drill
+
 	// Keep is the retention policy (expire, and backup after it commits).
 	Keep Keep
 	// DryRun makes expire report without deleting.
@@ -115,6 +117,12 @@ type Restore struct {
 	ArchiveMode                      string
 	SkipRestoreCommandCheck          bool
 	Owner                            string
+}
+
+// Drill holds drill's options.
+type Drill struct {
+	PGBin, ScratchDir string
+	Timeout           time.Duration
 }
 
 // Keep holds the retention rules (0: rule not given).
