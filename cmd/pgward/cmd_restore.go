@@ -155,45 +155,10 @@ func restoreOwner(pgdata, owner string) (int, int, error) {
 	return uid, gid, nil
 }
 
-// restoreCommand builds the restore_command: this binary by its absolute path,
-// with the same repository options, so the restored server fetches WAL from
-// where the backup came from. It carries what was set on the command line, in
-// the environment or in the file: the server has neither this environment nor,
-// perhaps, the file.
-func restoreCommand(o *config.Options) (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("finding the pgward binary for restore_command: %w", err)
-	}
-	if exe, err = filepath.EvalSymlinks(exe); err != nil {
-		return "", err
-	}
-	return archiveGetCommand(exe, o), nil
-}
+// restoreCommand is the restore_command of the restored cluster (cmdline.RestoreCommand).
+func restoreCommand(o *config.Options) (string, error) { return cmdline.RestoreCommand(o) }
 
 // archiveGetCommand is the restore_command of program under o.
 func archiveGetCommand(program string, o *config.Options) string {
-	inv := cmdline.Invocation{Program: program, Command: "archive-get", Args: []string{"%f", "%p"},
-		Cluster: o.Cluster, PassphraseCommand: o.Passphrase.Command}
-	if o.Config != "" {
-		inv.Config, _ = filepath.Abs(o.Config)
-	}
-	for _, s := range o.Repos {
-		if !strings.Contains(s, "://") {
-			s, _ = filepath.Abs(s)
-		}
-		inv.Repos = append(inv.Repos, s)
-	}
-	// Even when PGWARD_PASSPHRASE won here, the server needs the file.
-	if p := o.Passphrase.File; p != "" {
-		inv.PassphraseFile, _ = filepath.Abs(p)
-	}
-	// Credentials are not options: the server gets them from its own
-	// environment or AWS shared config.
-	for _, k := range config.Keys() {
-		if k.Group == config.S3Group && o.Origin(k.Name) != config.FromDefault {
-			inv.Options = append(inv.Options, cmdline.Option{Name: k.Flag(), Value: o.Text(k.Name)})
-		}
-	}
-	return inv.Build()
+	return cmdline.ArchiveGet(program, o)
 }

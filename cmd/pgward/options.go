@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -119,32 +118,13 @@ func setupLogging(o *config.Options) error {
 }
 
 // locationOptions are the options every repository location is opened with.
-func locationOptions(o *config.Options) location.Options {
-	s := o.S3
-	return location.Options{
-		S3: location.S3Options{Endpoint: s.Endpoint, Region: s.Region, PathStyle: s.PathStyle,
-			SSE: s.SSE, SSEKMSKeyID: s.SSEKMSKeyID, StorageClass: s.StorageClass, RetryMax: s.RetryMax},
-		Passphrase:      o.Passphrase.Func(),
-		PassphraseGiven: o.Passphrase.Named(),
-		Locks:           repo.LockPolicy{Wait: o.LockWait, Settle: o.LockSettle},
-		Log:             slog.Default(),
-	}
-}
+func locationOptions(o *config.Options) location.Options { return location.FromConfig(o) }
 
-func repoSpecs(o *config.Options) ([]string, error) {
-	if len(o.Repos) == 0 {
-		return nil, fmt.Errorf("no repository given: use --repo DIR, PGWARD_REPO, or repo in the config file")
-	}
-	return o.Repos, nil
-}
+func repoSpecs(o *config.Options) ([]string, error) { return location.Specs(o) }
 
 // openRepos opens every configured repository.
 func openRepos(ctx context.Context, o *config.Options) ([]*repo.Repo, error) {
-	specs, err := repoSpecs(o)
-	if err != nil {
-		return nil, err
-	}
-	return location.Open(ctx, specs, locationOptions(o))
+	return location.OpenConfigured(ctx, o)
 }
 
 func clusterName(o *config.Options) (string, error) {

@@ -82,7 +82,8 @@ type Options struct {
 
 	Timeout time.Duration
 
-	Drill Drill
+	Drill  Drill
+	Daemon Daemon
 
 	// Keep is the retention policy (expire, and backup after it commits).
 	Keep Keep
@@ -117,6 +118,17 @@ type Restore struct {
 	ArchiveMode                      string
 	SkipRestoreCommandCheck          bool
 	Owner                            string
+}
+
+// Daemon holds the daemon's options: listen and timezone at the top, the rest per cluster.
+type Daemon struct {
+	Listen, TimeZone                              string
+	BackupSchedule, VerifySchedule, DrillSchedule string
+	DrillTarget                                   string
+	WALStream                                     bool
+	RPOTarget, RTOTarget                          time.Duration
+	OnFailure, OnSuccess                          []string
+	HookTimeout                                   time.Duration
 }
 
 // Drill holds drill's options.

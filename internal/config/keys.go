@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Kind is how a key's text is read.
@@ -137,10 +139,11 @@ const DefaultCluster = "main"
 const S3Group = "s3"
 
 var (
-	keepCommands  = []string{"expire", "backup"}
-	lockCommands  = []string{"backup", "expire"}
-	walCommands   = []string{"archive-push", "wal-receive"}
-	spoolCommands = []string{"archive-push", "archive-get", "wal-receive"}
+	keepCommands   = []string{"expire", "backup"}
+	daemonCommands = []string{"daemon"}
+	lockCommands   = []string{"backup", "expire"}
+	walCommands    = []string{"archive-push", "wal-receive"}
+	spoolCommands  = []string{"archive-push", "archive-get", "wal-receive"}
 	// newKeyCommands make a key with a new passphrase.
 	newKeyCommands = []string{"key add", "key passwd"}
 )
@@ -417,16 +420,58 @@ var registry = []*Key{
 	{Name: "note", Commands: []string{"pin"}, In: FlagLayer,
 		Help:  "why the backup is pinned (shown by list and info)",
 		field: func(o *Options) any { return &o.Note }},
-	{Name: "pg-bin", Commands: []string{"drill"}, DocDefault: "the cluster's major version under /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin, or on PATH",
+	{Name: "pg-bin", Commands: []string{"drill", "daemon"}, DocDefault: "the cluster's major version under /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin, or on PATH",
 		Help:  "directory of the PostgreSQL server binaries a drill starts (the backup's major version)",
 		field: func(o *Options) any { return &o.Drill.PGBin }},
-	{Name: "scratch-dir", Commands: []string{"drill"}, DocDefault: "$TMPDIR, else /tmp",
+	{Name: "scratch-dir", Commands: []string{"drill", "daemon"}, DocDefault: "$TMPDIR, else /tmp",
 		Help:  "where a drill restores (needs room for the whole cluster; removed afterwards)",
 		field: func(o *Options) any { return &o.Drill.ScratchDir }},
-	{Name: "drill-timeout", Kind: Duration, Default: "1h", Commands: []string{"drill"},
+	{Name: "drill-timeout", Kind: Duration, Default: "1h", Commands: []string{"drill", "daemon"},
 		Help:  "how long a drill may take from the restore to the end of its checks",
 		field: func(o *Options) any { return &o.Drill.Timeout },
 		check: positive("1h")},
+	{Name: "listen", FileName: "daemon.listen", Default: "127.0.0.1:9187", TopLevelOnly: true, Commands: daemonCommands,
+		Help:  "address of the daemon's HTTP server: /metrics (Prometheus), /healthz, /status (JSON), / (status page); in the file: listen in [daemon]",
+		field: func(o *Options) any { return &o.Daemon.Listen }},
+	{Name: "timezone", FileName: "daemon.timezone", DocDefault: "the machine's (TZ)", TopLevelOnly: true, Commands: daemonCommands,
+		Help:  "time zone of the schedules, e.g. Europe/Berlin; in the file: timezone in [daemon]",
+		field: func(o *Options) any { return &o.Daemon.TimeZone },
+		check: checked(func(s string) error {
+			if _, err := time.LoadLocation(s); s != "" && err != nil {
+				return fmt.Errorf("not a time zone name (%v)", err)
+			}
+			return nil
+		})},
+	{Name: "backup-schedule", Commands: daemonCommands,
+		Help:  "daemon: when to back up the cluster, in cron syntax (\"0 1 * * *\") or @every 6h, @daily, @hourly",
+		field: func(o *Options) any { return &o.Daemon.BackupSchedule }, check: schedule},
+	{Name: "verify-schedule", Commands: daemonCommands,
+		Help:  "daemon: when to run an incremental verify of the cluster's repositories (cron syntax or @every/@daily)",
+		field: func(o *Options) any { return &o.Daemon.VerifySchedule }, check: schedule},
+	{Name: "drill-schedule", Commands: daemonCommands,
+		Help:  "daemon: when to run a restore drill of the cluster (cron syntax or @every/@weekly)",
+		field: func(o *Options) any { return &o.Daemon.DrillSchedule }, check: schedule},
+	{Name: "drill-target", Default: "random", Commands: daemonCommands,
+		Help:  "daemon: where scheduled drills recover to: random (a random point after the backup) or latest (the end of the archived WAL)",
+		field: func(o *Options) any { return &o.Daemon.DrillTarget }, check: oneOf("random", "latest")},
+	{Name: "wal-stream", Kind: Bool, Default: "false", Commands: daemonCommands,
+		Help:  "daemon: run a supervised wal-receive for the cluster (with the wal-receive options)",
+		field: func(o *Options) any { return &o.Daemon.WALStream }},
+	{Name: "rpo-target", Kind: Duration, Default: "0s", Commands: daemonCommands,
+		Help:  "daemon: the recovery point objective: breached when the newest durable commit is older than this (0: none)",
+		field: func(o *Options) any { return &o.Daemon.RPOTarget }},
+	{Name: "rto-target", Kind: Duration, Default: "0s", Commands: daemonCommands,
+		Help:  "daemon: the recovery time objective: breached when the last drill's measured RTO is longer (0: none)",
+		field: func(o *Options) any { return &o.Daemon.RTOTarget }},
+	{Name: "on-failure", Kind: List, Commands: daemonCommands,
+		Help:  "daemon: hooks run on a failed backup, expire, verify or drill and on a breached objective: commands (run with sh -c, the event as JSON on stdin) or http(s):// URLs (POSTed the event)",
+		field: func(o *Options) any { return &o.Daemon.OnFailure }},
+	{Name: "on-success", Kind: List, Commands: daemonCommands,
+		Help:  "daemon: hooks run on a successful backup, expire, verify or drill and on a recovered objective (as on-failure)",
+		field: func(o *Options) any { return &o.Daemon.OnSuccess }},
+	{Name: "hook-timeout", Kind: Duration, Default: "30s", Commands: daemonCommands,
+		Help:  "daemon: how long a hook may run before it is killed",
+		field: func(o *Options) any { return &o.Daemon.HookTimeout }, check: positive("30s")},
 	{Name: "lock-wait", Kind: Duration, Default: "10m", Commands: lockCommands,
 		Help:  "how long to wait for a repository lock held by another process (a backup waits out a garbage collection sweep; expire waits for running backups before it sweeps)",
 		field: func(o *Options) any { return &o.LockWait },
@@ -474,6 +519,18 @@ func oneOf(values ...string) func(any) error {
 		return nil
 	})
 }
+
+// schedule checks a cron line or @every/@daily descriptor.
+var schedule = checked(func(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, err := cron.ParseStandard(s)
+	if err != nil {
+		return fmt.Errorf("not a schedule (%v): use cron syntax such as \"0 1 * * *\", or @every 6h, @hourly, @daily, @weekly", err)
+	}
+	return nil
+})
 
 var notNegative = checked(func(n int) error {
 	if n < 0 {
