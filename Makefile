@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
 
-# Installs PostgreSQL 13/15/17 server binaries and versitygw (the S3 server of the S3
+# Installs PostgreSQL 13-18 server binaries (15 from Debian) and versitygw (the S3 server of the S3
 # tests) into .cache/.
 test-deps:
 	scripts/install-test-deps.sh

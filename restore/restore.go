@@ -64,10 +64,11 @@ type Setting struct{ Name, Value string }
 // Result summarises a finished restore.
 type Result struct {
 	Manifest *repo.Manifest
-	// Written is the bytes of file data written; Kept the bytes a delta
-	// restore found equal and left; Zeroed the bytes of the excluded
-	// databases' files, written empty.
-	Written, Kept, Zeroed int64
+	// Written is the bytes of file data written (WALWritten of them in
+	// pg_wal/, the WAL the backup carries); Kept the bytes a delta restore
+	// found equal and left; Zeroed the bytes of the excluded databases'
+	// files, written empty.
+	Written, WALWritten, Kept, Zeroed int64
 	// Delta is set when an existing data directory was rewritten; Removed
 	// counts the entries it had that the backup does not.
 	Delta    bool
@@ -202,7 +203,7 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
 		w.undo()
 		return nil, fmt.Errorf("restore of backup %s: %w", m.ID, err)
 	}
-	return &Result{Manifest: m, Written: w.written.Load(), Kept: w.kept.Load(), Zeroed: w.zeroed.Load(),
+	return &Result{Manifest: m, Written: w.written.Load(), WALWritten: w.walWritten.Load(), Kept: w.kept.Load(), Zeroed: w.zeroed.Load(),
 		Delta: delta, Removed: w.removed.Load(), Duration: time.Since(began)}, nil
 }
 
@@ -252,9 +253,10 @@ type writer struct {
 	direct atomic.Bool
 	// delta is set when an existing data directory is rewritten (delta.go):
 	// kept counts the bytes found equal, removed the entries deleted.
-	delta   bool
-	kept    atomic.Int64
-	removed atomic.Int64
+	delta      bool
+	kept       atomic.Int64
+	removed    atomic.Int64
+	walWritten atomic.Int64
 	// excluded are the databases whose relation files are written empty
 	// (selective.go); zeroed counts their bytes.
 	excluded map[uint32]bool
@@ -556,7 +558,8 @@ func (w *writer) queueFile(ctx context.Context, i int, jobs chan<- job) error {
 		fi, err := os.Lstat(w.local(e.Path))
 		if err == nil {
 			of.existing = true
-			if w.o.DeltaCheck == DeltaSizeTime && fi.Size() == e.Size && fi.ModTime().Equal(e.MTime) {
+			// Whole seconds: the tar stream the backup came in carries no more.
+			if w.o.DeltaCheck == DeltaSizeTime && fi.Size() == e.Size && fi.ModTime().Unix() == e.MTime.Unix() {
 				return w.keepFile(of)
 			}
 		}
@@ -676,6 +679,9 @@ func (w *writer) writeJob(ctx context.Context, j job, s *scratch) error {
 			_ = unix.SyncFileRange(int(j.of.f.Fd()), off, int64(len(data)), unix.SYNC_FILE_RANGE_WRITE)
 		}
 		n := w.written.Add(int64(len(data)))
+		if strings.HasPrefix(j.of.entry.Path, "pg_wal/") {
+			w.walWritten.Add(int64(len(data)))
+		}
 		if w.o.Progress != nil {
 			w.o.Progress(n)
 		}

@@ -162,8 +162,8 @@ func printRestoreResult(out io.Writer, res *restore.Result, cluster, pgdata stri
 	m := res.Manifest
 	switch {
 	case res.Delta:
-		fmt.Fprintf(out, "delta restore of backup %s of cluster %s into %s: %s rewritten, %s already equal, %d entries removed, in %s\n",
-			m.ID, cluster, pgdata, humanBytes(res.Written), humanBytes(res.Kept), res.Removed, res.Duration.Round(1e7))
+		fmt.Fprintf(out, "delta restore of backup %s of cluster %s into %s: %s rewritten (%s of it the WAL the backup carries), %s already equal, %d entries removed, in %s\n",
+			m.ID, cluster, pgdata, humanBytes(res.Written), humanBytes(res.WALWritten), humanBytes(res.Kept), res.Removed, res.Duration.Round(1e7))
 	default:
 		fmt.Fprintf(out, "restored backup %s of cluster %s into %s: %s written in %s\n",
 			m.ID, cluster, pgdata, humanBytes(res.Written), res.Duration.Round(1e7))
