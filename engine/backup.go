@@ -37,8 +37,8 @@ type BackupOptions struct {
 	// on, falling back to the primary); see standby.go.
 	Standby     string
 	PrimaryConn string
-	Label         string
-	Log           *slog.Logger
+	Label       string
+	Log         *slog.Logger
 	// Progress, when set, is called from the reader goroutine after each chunk
 	// with the total bytes received so far. It must be cheap.
 	Progress func(received int64)

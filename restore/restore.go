@@ -51,8 +51,8 @@ type Options struct {
 	// system ones; the relation files of the others are written empty
 	// (selective.go).
 	DBInclude []string
-	Log      *slog.Logger
-	Progress func(written int64)
+	Log       *slog.Logger
+	Progress  func(written int64)
 	// BeforeWrite, when set, runs after every check of the targets and before
 	// the first write; its error refuses the restore with nothing written.
 	BeforeWrite func(context.Context) error
