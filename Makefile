@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/pgward
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps vet demo bench bench-format2 bench-go clean
+.PHONY: build test test-deps vet demo bench bench-format2 bench-delta bench-go clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
@@ -36,6 +36,11 @@ bench:
 # INCREMENTAL, peak memory at two sizes (BENCH_SCALE, default 50). See docs/benchmarks.md.
 bench-format2:
 	bench/format2.sh
+
+# Delta restore after a 5% change against a full restore (BENCH_SCALE, default 50).
+# See docs/benchmarks.md.
+bench-delta:
+	bench/delta.sh
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:

@@ -32,6 +32,11 @@ func fakeBackup(t *testing.T, sysid uint64, files map[string]string, dbs ...repo
 	files["global/"] = ""
 	files[pgControl] = string(control)
 	m := &repo.Manifest{ID: "20260101T000000Z", Cluster: "main", SystemIdentifier: fmt.Sprint(sysid), ChunkSize: testChunk, Databases: dbs}
+	for p, c := range files {
+		if oid, ok := tablespaceLink(p); ok {
+			m.Tablespaces = append(m.Tablespaces, repo.Tablespace{OID: oid, Location: c[2:]})
+		}
+	}
 	mtime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var bufs repo.ChunkBuffers
 	for _, p := range sortedKeys(files) {
@@ -242,5 +247,66 @@ func TestDBInclude(t *testing.T) {
 	// Without recorded names, OIDs work.
 	if ex, err := selectDatabases(&repo.Manifest{Files: m.Files}, []string{"16384"}); err != nil || !ex[16400] || ex[16384] || ex[5] {
 		t.Errorf("by OID: %v %v", ex, err)
+	}
+}
+
+// TestDeltaTablespace: the cluster's own tablespace is rewritten in place (a
+// stale file in the backup's version directory goes, another major's directory
+// stays); a non-empty tablespace directory the data directory does not link to
+// is refused.
+func TestDeltaTablespace(t *testing.T) {
+	base := t.TempDir()
+	ts := filepath.Join(base, "ts")
+	r, _ := fakeBackup(t, 42, map[string]string{
+		"pg_tblspc/":                         "",
+		"pg_tblspc/16385":                    "->" + ts,
+		"pg_tblspc/16385/PG_15_1/":           "",
+		"pg_tblspc/16385/PG_15_1/5/":         "",
+		"pg_tblspc/16385/PG_15_1/5/16386":    "tablespace data",
+		"pg_tblspc/16385/PG_15_1/5/16386_vm": "vm",
+	})
+	dir := filepath.Join(base, "data")
+	mustRun := func(o Options) *Result {
+		t.Helper()
+		res, err := restoreInto(t, r, dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	mustRun(Options{})
+	os.WriteFile(filepath.Join(ts, "PG_15_1/5/16386"), []byte("tablespace DATA"), 0o600)
+	os.WriteFile(filepath.Join(ts, "PG_15_1/5/99999"), []byte("stale"), 0o600)
+	os.MkdirAll(filepath.Join(ts, "PG_16_2"), 0o700)
+	res := mustRun(Options{Delta: true})
+	if b, _ := os.ReadFile(filepath.Join(ts, "PG_15_1/5/16386")); string(b) != "tablespace data" {
+		t.Errorf("tablespace file not rewritten: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(ts, "PG_15_1/5/99999")); !os.IsNotExist(err) {
+		t.Error("stale tablespace file kept")
+	}
+	if _, err := os.Stat(filepath.Join(ts, "PG_16_2")); err != nil {
+		t.Error("another major's tablespace directory removed")
+	}
+	if res.Written != int64(len("tablespace data")+8192) {
+		t.Errorf("wrote %d bytes", res.Written)
+	}
+
+	// Moved elsewhere: a non-empty directory the cluster does not link to is refused.
+	other := filepath.Join(base, "other")
+	os.MkdirAll(other, 0o700)
+	os.WriteFile(filepath.Join(other, "x"), nil, 0o600)
+	_, err := restoreInto(t, r, dir, Options{Delta: true, TablespaceMap: map[uint32]string{16385: other}})
+	if err == nil || !strings.Contains(err.Error(), "not the tablespace the data directory links to") {
+		t.Fatalf("delta into a foreign tablespace directory: %v", err)
+	}
+	// Into an empty one it moves.
+	moved := filepath.Join(base, "moved")
+	mustRun(Options{Delta: true, TablespaceMap: map[uint32]string{16385: moved}})
+	if l, _ := os.Readlink(filepath.Join(dir, "pg_tblspc/16385")); l != moved {
+		t.Errorf("link points to %q, want %q", l, moved)
+	}
+	if b, _ := os.ReadFile(filepath.Join(moved, "PG_15_1/5/16386_vm")); string(b) != "vm" {
+		t.Errorf("moved tablespace: %q", b)
 	}
 }
