@@ -154,7 +154,10 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
 		if delta, err = deltaTarget(pgdata, m); err != nil {
 			return nil, fmt.Errorf("restore: %w", err)
 		}
-	} else if err := checkEmpty(pgdata, "the data directory", "; --delta rewrites a data directory of the same cluster"); err != nil {
+	} else if err := checkEmpty(pgdata, "the data directory", ""); err != nil {
+		if errors.Is(err, ErrNotEmpty) {
+			return nil, fmt.Errorf("restore: %w, or give --delta to rewrite it if it holds the backup's own cluster", err)
+		}
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	switch o.DeltaCheck {
