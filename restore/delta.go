@@ -217,6 +217,16 @@ func (w *writer) keepEntry(p, rel string, t fs.FileMode, f *repo.File) (keep, de
 	}
 	switch f.Type {
 	case repo.TypeDir:
+		if rel == "pg_wal" && t&fs.ModeSymlink != 0 {
+			// WAL on another disk (initdb --waldir): keep the link, clean
+			// behind it; the backup's WAL is written through it.
+			fi, err := os.Stat(p)
+			if err != nil || !fi.IsDir() {
+				return false, false
+			}
+			w.existed = append(w.existed, p) // synced too: it may be another file system
+			return true, true
+		}
 		return t.IsDir(), t.IsDir()
 	case repo.TypeFile:
 		return t.IsRegular(), false

@@ -145,11 +145,23 @@ func TestDeltaRestore(t *testing.T) {
 	os.Symlink("other", filepath.Join(dir, "link"))
 	os.Remove(filepath.Join(dir, "PG_VERSION"))
 	os.WriteFile(filepath.Join(dir, "postmaster.pid"), []byte("999999999\n"), 0o600)
+	// WAL on another disk: the link stays, what is behind it is cleaned.
+	walDir := filepath.Join(t.TempDir(), "wal")
+	os.Rename(filepath.Join(dir, "pg_wal"), walDir)
+	os.Symlink(walDir, filepath.Join(dir, "pg_wal"))
 
 	res, err := restoreInto(t, r, dir, Options{Delta: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if l, err := os.Readlink(filepath.Join(dir, "pg_wal")); err != nil || l != walDir {
+		t.Fatalf("pg_wal link: %q %v", l, err)
+	}
+	if _, err := os.Stat(filepath.Join(walDir, "000000010000000000000009")); !os.IsNotExist(err) {
+		t.Fatalf("stale WAL behind the pg_wal link kept: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "pg_wal"))
+	os.Rename(walDir, filepath.Join(dir, "pg_wal"))
 	if got := tree(t, dir); got != want {
 		t.Fatalf("after delta restore:\n%s\nwant:\n%s", got, want)
 	}
