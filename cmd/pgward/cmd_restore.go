@@ -41,10 +41,11 @@ as the server's user, to prove the server will be able to fetch WAL.
 
 The restored cluster gets archive_mode = off, so that it cannot archive its new
 timeline into the source's repository; --archive-mode preserve keeps the source's
-setting (a disaster recovery that becomes the new primary).
+setting (a disaster recovery that becomes the new primary). A --standby keeps
+them by default: once promoted, it archives where its primary did.
 
 Run as root, the restored files are given to the owner of the data directory's
-parent (or --owner).`,
+parent (with --delta, of its pg_control), or to --owner.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -72,15 +73,15 @@ parent (or --owner).`,
 			if err := target.Validate(); err != nil {
 				return err
 			}
+			if err := checkStandbyOptions(ro); err != nil {
+				return err
+			}
 			repos, err := openRepos(ctx, o)
 			if err != nil {
 				return err
 			}
 			rc, err := restoreCommand(o)
 			if err != nil {
-				return err
-			}
-			if err := checkStandbyOptions(ro); err != nil {
 				return err
 			}
 			// Everything that can refuse the restore runs before the first write.
