@@ -44,7 +44,7 @@ bench-delta:
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./engine/ ./compress/ ./crypt/ ./repo/...
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./engine/ ./compress/ ./crypt/ ./repo/... ./engine/expire/
 
 clean:
 	rm -rf bin

@@ -76,11 +76,11 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	if err := identifyServer(ctx, facts, repos, o.Cluster); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	unlock, err := lockCluster(ctx, repos, o.Cluster)
+	locks, err := lockRepos(ctx, repos, o.Cluster, o.Log)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	defer unlock()
+	defer locks.unlock(ctx)
 	store, prev, id, err := prepareStore(ctx, repos, o, began)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
@@ -128,7 +128,7 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	if got.stopTLI != 0 && uint32(got.stopTLI) != meta.Timeline {
 		o.Log.Warn("timeline changed during the backup", "start_timeline", meta.Timeline, "stop_timeline", got.stopTLI)
 	}
-	manifests, err := commit(ctx, repos, meta, got.files, store)
+	manifests, err := commit(ctx, repos, meta, got.files, store, locks)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", id, err)
 	}
@@ -178,24 +178,55 @@ func identifyServer(ctx context.Context, facts pgserver.Facts, repos []*repo.Rep
 	return nil
 }
 
-// lockCluster takes the backup lock of the cluster in every repository: one
-// backup per cluster at a time.
-func lockCluster(ctx context.Context, repos []*repo.Repo, cluster string) (unlock func(), err error) {
-	var locks []*repo.Lock
-	unlock = func() {
-		for _, l := range locks {
-			_ = l.Unlock(context.WithoutCancel(ctx))
-		}
-	}
+// backupLocks are what a backup holds in each repository: the cluster's lock (one
+// backup per cluster at a time) and a shared repository lock, which keeps garbage
+// collection from taking the chunks it writes, or dedups against, for garbage before its
+// manifest names them (docs/repository-format.md, "Garbage collection").
+type backupLocks struct {
+	held []*repo.Lock
+	// shared[r] is repository r's shared lock.
+	shared []*repo.Lock
+}
+
+// lockRepos takes the locks of a backup in every repository. A repository's index is
+// loaded afresh after its shared lock is held, so that what the backup believes stored is
+// what a sweep before it left.
+func lockRepos(ctx context.Context, repos []*repo.Repo, cluster string, log *slog.Logger) (*backupLocks, error) {
+	bl := &backupLocks{}
 	for _, r := range repos {
 		l, err := r.Lock(ctx, cluster, "backup")
 		if err != nil {
-			unlock()
+			bl.unlock(ctx)
 			return nil, err
 		}
-		locks = append(locks, l)
+		bl.held = append(bl.held, l)
+		s, err := r.TakeLock(ctx, repo.LockRequest{Mode: repo.ModeShared, Purpose: "backup of " + cluster, OnWait: func(h repo.LockInfo) {
+			log.Info("waiting for the repository lock: a garbage collection sweep holds it", "repo", r.String(), "holder", h.Purpose, "host", h.Host, "pid", h.PID, "since", h.Time)
+		}})
+		if err != nil {
+			bl.unlock(ctx)
+			return nil, err
+		}
+		bl.held = append(bl.held, s)
+		bl.shared = append(bl.shared, s)
+		r.InvalidateIndex(r.IndexGeneration())
 	}
-	return unlock, nil
+	return bl, nil
+}
+
+func (bl *backupLocks) unlock(ctx context.Context) {
+	for _, l := range bl.held {
+		_ = l.Unlock(context.WithoutCancel(ctx))
+	}
+}
+
+// check fails when repository ri's shared lock was lost: committing then could name
+// chunks a garbage collector already took for garbage.
+func (bl *backupLocks) check(ctx context.Context, ri int) error {
+	if bl == nil {
+		return nil
+	}
+	return bl.shared[ri].Check(ctx)
 }
 
 // prepareStore makes the chunk store, seeded with each repository's newest backup
@@ -282,9 +313,12 @@ func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunk
 // commit writes each repository's manifest: the last step, after every chunk it
 // names is durable (the chunk store has finished), so a crash before it leaves
 // garbage and never a listed-but-broken backup.
-func commit(ctx context.Context, repos []*repo.Repo, meta repo.Manifest, files []*fileState, store *chunkStore) ([]*repo.Manifest, error) {
+func commit(ctx context.Context, repos []*repo.Repo, meta repo.Manifest, files []*fileState, store *chunkStore, locks *backupLocks) ([]*repo.Manifest, error) {
 	var out []*repo.Manifest
 	for ri, r := range repos {
+		if err := locks.check(ctx, ri); err != nil {
+			return nil, err
+		}
 		m := meta
 		m.StoredBytes = store.stored[ri].Load()
 		m.Files = make([]repo.File, len(files))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgward/pgward/engine"
 	"github.com/pgward/pgward/internal/config"
+	"github.com/pgward/pgward/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -56,10 +57,28 @@ when the standby cannot be used.`,
 			fmt.Fprintln(cmd.OutOrStdout(), m.ID)
 			fmt.Fprintf(cmd.OutOrStdout(), "backup %s of cluster %s: read %s, stored %s new (%.1f%% saved by dedup and compression), %s, %s/s\n",
 				m.ID, cluster, humanBytes(res.Received), humanBytes(res.Stored), dedup, res.Duration.Round(10*time.Millisecond), humanBytes(int64(float64(res.Received)/max(secs, 0.001))))
-			return nil
+			return expireAfterBackup(cmd, o, repos, cluster, m.ID)
 		},
 	}
 	return cmd
+}
+
+// expireAfterBackup applies the configured retention policy, if any, once the backup is
+// committed: a policy in the config runs after every backup of its cluster.
+func expireAfterBackup(cmd *cobra.Command, o *config.Options, repos []*repo.Repo, cluster, id string) error {
+	policy := retentionPolicy(o)
+	if policy.Empty() {
+		return nil
+	}
+	results, err := runExpire(cmd, repos, cluster, policy, false)
+	for _, res := range results {
+		slog.Info("retention applied after the backup", "repo", res.Repository, "policy", res.Policy, "expired", len(res.Expired),
+			"wal_files_removed", res.WAL.RemovedFiles, "freed_bytes", res.FreedBytes, "sweep_skipped", res.Sweep.Skipped != "")
+	}
+	if err != nil {
+		return fmt.Errorf("backup %s is committed, but applying the retention policy after it failed: %w", id, err)
+	}
+	return nil
 }
 
 func humanBytes(n int64) string {

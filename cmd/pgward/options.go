@@ -65,8 +65,8 @@ func defineFlags(root *cobra.Command) {
 			continue
 		}
 		for _, name := range k.Commands {
-			c, _, err := root.Find([]string{name})
-			if err != nil || c == root {
+			c, _, err := root.Find(strings.Fields(name))
+			if err != nil || c == root || commandName(c) != name {
 				panic("config key " + k.Name + " names an unknown command " + name)
 			}
 			addFlag(c.Flags(), k)
@@ -95,7 +95,13 @@ func resolveOptions(cmd *cobra.Command, env func(string) (string, bool)) (*confi
 			given[v.key.Name] = v.texts
 		}
 	})
-	return config.Resolve(config.Input{Command: cmd.Name(), Flags: given, Env: env})
+	return config.Resolve(config.Input{Command: commandName(cmd), Flags: given, Env: env})
+}
+
+// commandName is the command as the registry names it: its path below the
+// root ("backup", "key add").
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 func setupLogging(o *config.Options) error {
@@ -120,6 +126,7 @@ func locationOptions(o *config.Options) location.Options {
 			SSE: s.SSE, SSEKMSKeyID: s.SSEKMSKeyID, StorageClass: s.StorageClass, RetryMax: s.RetryMax},
 		Passphrase:      o.Passphrase.Func(),
 		PassphraseGiven: o.Passphrase.Named(),
+		Locks:           repo.LockPolicy{Wait: o.LockWait, Settle: o.LockSettle},
 		Log:             slog.Default(),
 	}
 }

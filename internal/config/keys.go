@@ -137,8 +137,12 @@ const DefaultCluster = "main"
 const S3Group = "s3"
 
 var (
+	keepCommands  = []string{"expire", "backup"}
+	lockCommands  = []string{"backup", "expire"}
 	walCommands   = []string{"archive-push", "wal-receive"}
 	spoolCommands = []string{"archive-push", "archive-get", "wal-receive"}
+	// newKeyCommands make a key with a new passphrase.
+	newKeyCommands = []string{"key add", "key passwd"}
 )
 
 var registry = []*Key{
@@ -229,6 +233,20 @@ var registry = []*Key{
 			return nil
 		})},
 
+	// The new passphrase of key add and key passwd is a setting of its own, read
+	// like the passphrase: the value only from the environment, a file from the
+	// flag or the environment, never from the config file (it changes once).
+	{Name: "new-passphrase", In: EnvLayer, emptyUnset: true, Commands: newKeyCommands,
+		Help:  "the new passphrase itself; only ever from the environment, never a flag or file value",
+		field: func(o *Options) any { return &o.NewPassphrase.Value }},
+	{Name: "new-passphrase-file", In: FlagLayer | EnvLayer, emptyUnset: true, Commands: newKeyCommands,
+		Help:  "file holding the new passphrase; it must not be accessible to group or others (chmod 600). Without it or PGWARD_NEW_PASSPHRASE the new passphrase is asked on the terminal, twice",
+		field: func(o *Options) any { return &o.NewPassphrase.File }},
+	{Name: "key-note", FlagName: "note", In: FlagLayer, Commands: newKeyCommands,
+		DocDefault: "key passwd: the replaced key's note",
+		Help:       "what the new key is for, shown by key list",
+		field:      func(o *Options) any { return &o.KeyNote }},
+
 	{Name: "conn", Commands: []string{"backup", "check", "wal-receive"},
 		Help:  "libpq connection string or URI of the server (PGHOST, PGPORT, PGUSER and the other libpq variables apply)",
 		field: func(o *Options) any { return &o.Conn }},
@@ -272,7 +290,7 @@ var registry = []*Key{
 		Help:  "libpq connection string or URI of the primary, for --backup-standby on or prefer: the standby must have its system identifier and timeline",
 		field: func(o *Options) any { return &o.PrimaryConn }},
 
-	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list"},
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list"},
 		Help:  "print a JSON object",
 		field: func(o *Options) any { return &o.JSON }},
 
@@ -395,6 +413,55 @@ var registry = []*Key{
 		Help:  "upload what the spool holds and exit, without a server",
 		field: func(o *Options) any { return &o.Receive.FlushOnly }},
 
+	{Name: "keep-last", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the N newest backups (and the WAL from the oldest of them on)",
+		field: func(o *Options) any { return &o.Keep.Last }, check: notNegative},
+	{Name: "keep-within", Kind: Duration, Default: "0s", Commands: keepCommands,
+		Help:  "retention: keep what restores to any point within this long (e.g. 30d): the backups in it, the newest before it, and the WAL from that one on",
+		field: func(o *Options) any { return &o.Keep.Within },
+		check: checked(func(d time.Duration) error {
+			if d < 0 {
+				return errors.New("give a duration such as 30d, or 0 for none")
+			}
+			return nil
+		})},
+	{Name: "keep-daily", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the newest backup of each of the N most recent days that have one",
+		field: func(o *Options) any { return &o.Keep.Daily }, check: notNegative},
+	{Name: "keep-weekly", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the newest backup of each of the N most recent ISO weeks that have one",
+		field: func(o *Options) any { return &o.Keep.Weekly }, check: notNegative},
+	{Name: "keep-monthly", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the newest backup of each of the N most recent months that have one",
+		field: func(o *Options) any { return &o.Keep.Monthly }, check: notNegative},
+	{Name: "keep-yearly", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the newest backup of each of the N most recent years that have one",
+		field: func(o *Options) any { return &o.Keep.Yearly }, check: notNegative},
+	{Name: "dry-run", Kind: Bool, Default: "false", Commands: []string{"expire"}, In: FlagLayer,
+		Help:  "print what would be removed and the bytes it would free, and remove nothing",
+		field: func(o *Options) any { return &o.DryRun }},
+	{Name: "note", Commands: []string{"pin"}, In: FlagLayer,
+		Help:  "why the backup is pinned (shown by list and info)",
+		field: func(o *Options) any { return &o.Note }},
+	{Name: "lock-wait", Kind: Duration, Default: "10m", Commands: lockCommands,
+		Help:  "how long to wait for a repository lock held by another process (a backup waits out a garbage collection sweep; expire waits for running backups before it sweeps)",
+		field: func(o *Options) any { return &o.LockWait },
+		check: checked(func(d time.Duration) error {
+			if d < 0 {
+				return errors.New("give a duration such as 10m, or 0 not to wait")
+			}
+			return nil
+		})},
+	{Name: "lock-settle", Kind: Duration, Default: "0s", Commands: lockCommands,
+		Help:  "wait between writing a lock and listing the others, for storage whose listings lag behind writes (S3-compatible servers without strong consistency)",
+		field: func(o *Options) any { return &o.LockSettle },
+		check: checked(func(d time.Duration) error {
+			if d < 0 || d > 5*time.Minute {
+				return errors.New("give a duration from 0 to 5m")
+			}
+			return nil
+		})},
+
 	{Name: "timeout", Kind: Duration, Default: "60s", Commands: []string{"check"},
 		Help:  "how long to wait for the switched segment to be archived",
 		field: func(o *Options) any { return &o.Timeout },
@@ -423,6 +490,13 @@ func oneOf(values ...string) func(any) error {
 		return nil
 	})
 }
+
+var notNegative = checked(func(n int) error {
+	if n < 0 {
+		return errors.New("give 0 (rule not used) or more")
+	}
+	return nil
+})
 
 func positive(example string) func(any) error {
 	return checked(func(d time.Duration) error {
