@@ -4,12 +4,12 @@ GO ?= go
 BIN := bin/pgward
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps vet demo bench bench-format2 bench-go clean
+.PHONY: build test test-deps vet demo bench bench-format2 bench-delta bench-go clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
 
-# Installs PostgreSQL 13/15/17 server binaries and versitygw (the S3 server of the S3
+# Installs PostgreSQL 13-18 server binaries (15 from Debian) and versitygw (the S3 server of the S3
 # tests) into .cache/.
 test-deps:
 	scripts/install-test-deps.sh
@@ -36,6 +36,11 @@ bench:
 # INCREMENTAL, peak memory at two sizes (BENCH_SCALE, default 50). See docs/benchmarks.md.
 bench-format2:
 	bench/format2.sh
+
+# Delta restore after a 5% change against a full restore (BENCH_SCALE, default 50).
+# See docs/benchmarks.md.
+bench-delta:
+	bench/delta.sh
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:

@@ -32,8 +32,13 @@ type BackupOptions struct {
 	// NoIncremental takes a full backup even where an INCREMENTAL one is
 	// possible (PostgreSQL 17+ with summarize_wal = on and a previous backup).
 	NoIncremental bool
-	Label         string
-	Log           *slog.Logger
+	// Standby is StandbyOff (back up Conn, whatever it is), StandbyOn (Conn
+	// must be a standby of the primary at PrimaryConn) or StandbyPrefer (as
+	// on, falling back to the primary); see standby.go.
+	Standby     string
+	PrimaryConn string
+	Label       string
+	Log         *slog.Logger
 	// Progress, when set, is called from the reader goroutine after each chunk
 	// with the total bytes received so far. It must be cheap.
 	Progress func(received int64)
@@ -62,13 +67,13 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	began := time.Now()
-	conn, err := pgserver.ConnectReplication(ctx, o.Conn, "pgward")
+	src, err := connectSource(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	facts, err := identifyServer(ctx, conn, repos, o.Cluster)
-	if err != nil {
+	defer src.close(ctx)
+	conn, facts := src.conn, src.facts
+	if err := identifyServer(ctx, facts, repos, o.Cluster); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	locks, err := lockRepos(ctx, repos, o.Cluster, o.Log)
@@ -114,7 +119,11 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		ID: id, Cluster: o.Cluster, SystemIdentifier: facts.SystemIDString, PGVersion: facts.Version.Num,
 		Timeline: uint32(stream.Timeline), StartLSN: stream.StartLSN.String(), StopLSN: got.stopLSN.String(),
 		StartTime: startTime, StopTime: time.Now().UTC(), Label: label, Compress: o.Codec.String(), ChunkSize: chunkSize,
-		DBBytes: got.total, WALFiles: got.walFiles, Tablespaces: got.tbs,
+		DBBytes: got.total, WALFiles: got.walFiles, Tablespaces: got.tbs, FromStandby: facts.InRecovery,
+	}
+	// Listed after the data: a database created during the backup is named too.
+	for _, d := range recordDatabases(ctx, src.connStr, o.Log) {
+		meta.Databases = append(meta.Databases, repo.Database{OID: d.OID, Name: d.Name})
 	}
 	if got.stopTLI != 0 && uint32(got.stopTLI) != meta.Timeline {
 		o.Log.Warn("timeline changed during the backup", "start_timeline", meta.Timeline, "stop_timeline", got.stopTLI)
@@ -154,23 +163,19 @@ func (o *BackupOptions) check(repos []*repo.Repo) (int, error) {
 	return chunkSize, nil
 }
 
-// identifyServer learns the server's facts and checks them against (or records
-// them as) each repository's record of the cluster.
-func identifyServer(ctx context.Context, conn *pgconn.PgConn, repos []*repo.Repo, cluster string) (pgserver.Facts, error) {
-	facts, err := pgserver.Identify(ctx, conn)
-	if err != nil {
-		return facts, err
-	}
+// identifyServer checks the server's facts against (or records them as) each
+// repository's record of the cluster.
+func identifyServer(ctx context.Context, facts pgserver.Facts, repos []*repo.Repo, cluster string) error {
 	if facts.WALLevel == "minimal" {
-		return facts, fmt.Errorf("the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
+		return fmt.Errorf("the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
 	}
 	ident := repo.Identity{Cluster: cluster, SystemIdentifier: facts.SystemIDString, PGMajor: facts.Version.Major, WALSegSize: facts.SegSize}
 	for _, r := range repos {
 		if err := r.EnsureIdentity(ctx, ident); err != nil {
-			return facts, err
+			return err
 		}
 	}
-	return facts, nil
+	return nil
 }
 
 // backupLocks are what a backup holds in each repository: the cluster's lock (one

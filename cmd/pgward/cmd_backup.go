@@ -21,7 +21,13 @@ Every backup is logically full; unchanged data is not stored again.
 
 --conn takes a libpq connection string or URI; PGHOST, PGPORT, PGUSER,
 PGPASSWORD, PGSSLMODE and the other libpq variables apply. The role needs the
-REPLICATION attribute.`,
+REPLICATION attribute.
+
+--conn may point at a hot standby: the backup is then taken from it, and recovery
+past its end reads the primary's archive. With --backup-standby on and
+--primary-conn, the standby is first checked against its primary (same system
+identifier and timeline); --backup-standby prefer backs up the primary instead
+when the standby cannot be used.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -34,7 +40,7 @@ REPLICATION attribute.`,
 				return err
 			}
 			backupOpts := engine.BackupOptions{Cluster: cluster, Conn: o.Conn, Codec: o.Compress, Jobs: o.Jobs, FastCheckpoint: o.Checkpoint == "fast",
-				MaxRate: o.MaxRate, Label: o.Label, NoIncremental: o.NoIncremental, Log: slog.Default()}
+				MaxRate: o.MaxRate, Label: o.Label, NoIncremental: o.NoIncremental, Standby: o.BackupStandby, PrimaryConn: o.PrimaryConn, Log: slog.Default()}
 			bar := newProgress("backup", 0)
 			backupOpts.Progress = bar.set
 			res, err := engine.Backup(ctx, repos, backupOpts)

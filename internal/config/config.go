@@ -60,6 +60,10 @@ type Options struct {
 	Label       string
 	// NoIncremental keeps backups full on PostgreSQL 17+.
 	NoIncremental bool
+	// BackupStandby is off, on or prefer: whether backup takes the backup
+	// from the standby at Conn, checked against the primary at PrimaryConn.
+	BackupStandby string
+	PrimaryConn   string
 
 	JSON bool
 
@@ -118,6 +122,15 @@ type Restore struct {
 	ArchiveMode                      string
 	SkipRestoreCommandCheck          bool
 	Owner                            string
+	// Delta rewrites an existing data directory of the same cluster;
+	// DeltaCheck is hash or size-time.
+	Delta      bool
+	DeltaCheck string
+	// Standby restores a streaming standby of PrimaryConnInfo.
+	Standby                          bool
+	PrimaryConnInfo, PrimarySlotName string
+	// DBInclude restores only these databases (and the system ones).
+	DBInclude []string
 }
 
 // Daemon holds the daemon's options: listen and timezone at the top, the rest per cluster.
