@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgward/pgward/engine"
+	"github.com/pgward/pgward/engine/expire"
 	"github.com/pgward/pgward/internal/config"
 	"github.com/pgward/pgward/repo"
 	"github.com/spf13/cobra"
@@ -39,8 +40,7 @@ when the standby cannot be used.`,
 			if err != nil {
 				return err
 			}
-			backupOpts := engine.BackupOptions{Cluster: cluster, Conn: o.Conn, Codec: o.Compress, Jobs: o.Jobs, FastCheckpoint: o.Checkpoint == "fast",
-				MaxRate: o.MaxRate, Label: o.Label, NoIncremental: o.NoIncremental, Standby: o.BackupStandby, PrimaryConn: o.PrimaryConn, Log: slog.Default()}
+			backupOpts := engine.BackupOptionsFrom(o)
 			bar := newProgress("backup", 0)
 			backupOpts.Progress = bar.set
 			res, err := engine.Backup(ctx, repos, backupOpts)
@@ -70,7 +70,7 @@ func expireAfterBackup(cmd *cobra.Command, o *config.Options, repos []*repo.Repo
 	if policy.Empty() {
 		return nil
 	}
-	results, err := runExpire(cmd, repos, cluster, policy, false)
+	results, err := expire.All(cmd.Context(), repos, cluster, policy, false, slog.Default())
 	for _, res := range results {
 		slog.Info("retention applied after the backup", "repo", res.Repository, "policy", res.Policy, "expired", len(res.Expired),
 			"wal_files_removed", res.WAL.RemovedFiles, "freed_bytes", res.FreedBytes, "sweep_skipped", res.Sweep.Skipped != "")

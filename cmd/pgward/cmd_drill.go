@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/pgward/pgward/engine/drill"
@@ -47,12 +46,12 @@ amcheck, indexes_checked, heaps_checked).`,
 			if err != nil {
 				return err
 			}
-			rc, err := restoreCommand(o)
+			do, err := drill.OptionsFrom(o)
 			if err != nil {
 				return err
 			}
-			rec, err := drill.Run(ctx, repos, drill.Options{Cluster: cluster, Backup: o.Restore.Backup, Target: o.Restore.TargetTime,
-				PGBin: o.Drill.PGBin, ScratchDir: o.Drill.ScratchDir, RestoreCommand: rc, Jobs: o.Jobs, Timeout: o.Drill.Timeout, Log: slog.Default()})
+			do.Backup, do.Target = o.Restore.Backup, o.Restore.TargetTime
+			rec, err := drill.Run(ctx, repos, do)
 			if o.JSON {
 				if jerr := printJSON(cmd.OutOrStdout(), rec); jerr != nil {
 					return jerr

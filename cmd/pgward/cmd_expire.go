@@ -12,7 +12,6 @@ import (
 	"github.com/pgward/pgward/engine/expire"
 	"github.com/pgward/pgward/engine/retention"
 	"github.com/pgward/pgward/internal/config"
-	"github.com/pgward/pgward/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -67,7 +66,7 @@ skipped, missing_chunks), freed_bytes.`,
 			if err != nil {
 				return err
 			}
-			results, err := runExpire(cmd, repos, cluster, policy, o.DryRun)
+			results, err := expire.All(ctx, repos, cluster, policy, o.DryRun, slog.Default())
 			if o.JSON {
 				if jerr := printJSON(cmd.OutOrStdout(), results); jerr != nil {
 					return jerr
@@ -84,25 +83,7 @@ skipped, missing_chunks), freed_bytes.`,
 }
 
 // retentionPolicy is the policy the options give.
-func retentionPolicy(o *config.Options) retention.Policy {
-	k := o.Keep
-	return retention.Policy{Last: k.Last, Within: k.Within, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly}
-}
-
-// runExpire expires every repository in turn; it stops at the first failure.
-func runExpire(cmd *cobra.Command, repos []*repo.Repo, cluster string, p retention.Policy, dryRun bool) ([]*expire.Result, error) {
-	results := []*expire.Result{}
-	for _, r := range repos {
-		res, err := expire.Run(cmd.Context(), r, expire.Options{Cluster: cluster, Policy: p, DryRun: dryRun, Log: slog.Default()})
-		if res != nil {
-			results = append(results, res)
-		}
-		if err != nil {
-			return results, fmt.Errorf("expire in %s: %w", r, err)
-		}
-	}
-	return results, nil
-}
+func retentionPolicy(o *config.Options) retention.Policy { return retention.FromConfig(o.Keep) }
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
