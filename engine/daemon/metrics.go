@@ -83,7 +83,9 @@ func (m *metrics) verify(cluster string, st *JobStatus) {
 	m.verifyOK.WithLabelValues(cluster).Set(b2f(st.OK))
 }
 
-func (m *metrics) receiverUp(cluster string, up bool) { m.receiverUpG.WithLabelValues(cluster).Set(b2f(up)) }
+func (m *metrics) receiverUp(cluster string, up bool) {
+	m.receiverUpG.WithLabelValues(cluster).Set(b2f(up))
+}
 
 func (m *metrics) event(cluster, event string, ok bool) {
 	outcome := "success"
