@@ -29,7 +29,7 @@ under an archived name fail and change nothing.
 
 With --push-ahead N (default 4) it also pushes the next N segments PostgreSQL
 has marked ready, in parallel, so that the following calls return at once.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)
@@ -66,7 +66,7 @@ early: it reads any status up to 125 as "not archived".
 
 With --prefetch N (default 8) a background process fetches the next N
 segments into the spool, so that the following calls return at once.`,
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs("NAME", "DEST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)

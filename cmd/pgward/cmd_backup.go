@@ -29,7 +29,7 @@ past its end reads the primary's archive. With --backup-standby on and
 --primary-conn, the standby is first checked against its primary (same system
 identifier and timeline); --backup-standby prefer backs up the primary instead
 when the standby cannot be used.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)

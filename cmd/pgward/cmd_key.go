@@ -35,7 +35,7 @@ PGWARD_NEW_PASSPHRASE, else ask for it twice on the terminal.
 The config holds a copy of one key: pgward releases that do not know key
 objects open the repository with that key's passphrase only (key list marks
 it "config").`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	cmd.AddCommand(newKeyListCmd(o), newKeyAddCmd(o), newKeyRemoveCmd(o), newKeyPasswdCmd(o))
 	return cmd
@@ -74,7 +74,7 @@ repository is listed with the problem.
 
 --json prints {"repos": [{"repo", "keys": [{"id", "created", "host", "user",
 "note", "opened", "config", "problem"}]}]}.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repos, err := openRepos(cmd.Context(), o)
 			if err != nil {
@@ -149,7 +149,7 @@ func newKeyAddCmd(o *config.Options) *cobra.Command {
 from then on opens the repository as well as the existing ones. The new key is
 read back and opened with the new passphrase before the command reports it;
 nothing else changes. A passphrase that already opens a key is refused.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repos, err := openRepos(cmd.Context(), o)
 			if err != nil {
@@ -182,7 +182,7 @@ only while another sound key remains. The key the passphrase in use opened can
 be removed too (the command says so): the repository then opens only with the
 others. When the config holds the removed key, the config is first replaced by
 one holding another key (the one that opened, else the newest).`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs("key ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			repos, err := openRepos(ctx, o)
@@ -255,7 +255,7 @@ func newKeyPasswdCmd(o *config.Options) *cobra.Command {
 new passphrase: the new key is added (with the old key's note unless --note is
 given), then the old one removed. Other keys stay. If the command stops between
 the two steps both passphrases open the repository; it says which key to remove.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repos, err := openRepos(cmd.Context(), o)
 			if err != nil {

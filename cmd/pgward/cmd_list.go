@@ -51,7 +51,7 @@ backup whose manifest cannot be read is listed as damaged.
 stop_time, start_lsn, stop_lsn, timeline, pg_version, system_identifier,
 db_bytes, stored_bytes, compress, label) and "clusters" (per repository and
 cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			repos, err := openRepos(ctx, o)

@@ -46,7 +46,7 @@ them by default: once promoted, it archives where its primary did.
 
 Run as root, the restored files are given to the owner of the data directory's
 parent (with --delta, of its pg_control), or to --owner.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)

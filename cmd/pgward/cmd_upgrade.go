@@ -19,7 +19,7 @@ new config object and its old one is deleted, so backups and WAL already stored
 stay as they are and restore as before, and new backups use format 2. pgward
 releases before format 2 cannot use an upgraded repository. A repository already
 in format 2 is left alone.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			specs, err := repoSpecs(o)
 			if err != nil {

@@ -37,10 +37,10 @@ archive_command into the same repository. One receiver uses a spool at a time.
 segment up to its last complete record) and exits, without any server: for the
 host that outlived its primary.
 
-It stops (exit status 3) on errors a restart cannot fix: WAL already removed on
+It stops (exit status 4) on errors a restart cannot fix: WAL already removed on
 the server, a missing slot, refused credentials, another cluster at the address
 or in the repository. Other failures are retried with backoff (1 s to 30 s).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)

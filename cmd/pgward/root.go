@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			resolved, err := resolveOptions(cmd, os.LookupEnv)
 			if err != nil {
-				return err
+				return &usageError{err}
 			}
 			*o = *resolved
 			return setupLogging(o)
@@ -35,6 +35,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newExpireCmd(o), newPinCmd(o), newUnpinCmd(o), newDrillCmd(o), newDaemonCmd(o))
 	root.AddCommand(newKeyCmd(o))
 	defineFlags(root)
+	root.SetFlagErrorFunc(flagError)
+	root.SuggestionsMinimumDistance = 2
 	return root
 }
 

@@ -66,6 +66,8 @@ type Options struct {
 	PrimaryConn   string
 
 	JSON bool
+	// Nagios makes check a monitoring plugin.
+	Nagios bool
 
 	// NewPassphrase is the passphrase key add and key passwd give the new key;
 	// KeyNote says what the key is for.

@@ -293,7 +293,7 @@ var registry = []*Key{
 		Help:  "libpq connection string or URI of the primary, for --backup-standby on or prefer: the standby must have its system identifier and timeline",
 		field: func(o *Options) any { return &o.PrimaryConn }},
 
-	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill"},
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill", "check"},
 		Help:  "print a JSON object",
 		field: func(o *Options) any { return &o.JSON }},
 
@@ -517,6 +517,9 @@ var registry = []*Key{
 			return nil
 		})},
 
+	{Name: "nagios", Kind: Bool, Default: "false", Commands: []string{"check"}, In: FlagLayer,
+		Help:  "print one Nagios/Icinga status line and exit 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN)",
+		field: func(o *Options) any { return &o.Nagios }},
 	{Name: "timeout", Kind: Duration, Default: "60s", Commands: []string{"check"},
 		Help:  "how long to wait for the switched segment to be archived",
 		field: func(o *Options) any { return &o.Timeout },
