@@ -80,6 +80,9 @@ func (r *CheckResult) Summary() string {
 			for _, it := range r.Items {
 				if it.Status == status {
 					first = it.Detail
+					if it.Hint != "" {
+						first += ": " + it.Hint
+					}
 					break
 				}
 			}
