@@ -42,7 +42,7 @@ when the standby cannot be used.`,
 			}
 			backupOpts := engine.BackupOptionsFrom(o)
 			bar := newProgress("backup", 0)
-			backupOpts.Progress = bar.set
+			backupOpts.Progress, backupOpts.Total = bar.set, bar.setTotal
 			res, err := engine.Backup(ctx, repos, backupOpts)
 			bar.finish()
 			if err != nil {

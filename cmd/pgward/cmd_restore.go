@@ -115,7 +115,7 @@ parent (with --delta, of its pg_control), or to --owner.`,
 					return nil
 				}
 			}
-			bar := newProgress("restore", 0)
+			bar := newProgress("restore", plan.Backup.DBBytes)
 			restoreOpts.Progress = bar.set
 			res, err := restore.Run(ctx, repos, restoreOpts)
 			bar.finish()

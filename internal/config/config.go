@@ -58,6 +58,8 @@ type Options struct {
 	Checkpoint  string
 	MaxRate     int
 	Label       string
+	// Estimate asks the server for the backup's size first.
+	Estimate bool
 	// NoIncremental keeps backups full on PostgreSQL 17+.
 	NoIncremental bool
 	// BackupStandby is off, on or prefer: whether backup takes the backup

@@ -279,6 +279,9 @@ var registry = []*Key{
 			}
 			return nil
 		})},
+	{Name: "estimate", Kind: Bool, Default: "true", Commands: []string{"backup"},
+		Help:  "ask the server for the backup's size first (BASE_BACKUP PROGRESS: one pass over the file sizes), for a total, a percentage and an ETA",
+		field: func(o *Options) any { return &o.Estimate }},
 	{Name: "label", DocDefault: "pgward <ID>", Commands: []string{"backup"},
 		Help:  "backup label",
 		field: func(o *Options) any { return &o.Label }},
