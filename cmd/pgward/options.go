@@ -78,7 +78,7 @@ func addFlag(fs *pflag.FlagSet, k *config.Key) {
 	if k.DocDefault != "" && k.Default == "" {
 		help += " (default: " + k.DocDefault + ")"
 	}
-	f := fs.VarPF(&flagValue{key: k}, k.Flag(), "", help)
+	f := fs.VarPF(&flagValue{key: k}, k.Flag(), k.Short, help)
 	if k.Kind == config.Bool {
 		f.NoOptDefVal = "true"
 	}

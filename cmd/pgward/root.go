@@ -33,8 +33,10 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newCheckCmd(o))
 	root.AddCommand(newWalReceiveCmd(o), newUpgradeCmd(o))
 	root.AddCommand(newExpireCmd(o), newPinCmd(o), newUnpinCmd(o), newDrillCmd(o), newDaemonCmd(o))
+	root.AddCommand(newVersionCmd(o), newManCmd(o))
 	root.AddCommand(newKeyCmd(o))
 	defineFlags(root)
+	registerCompletions(root)
 	root.SetFlagErrorFunc(flagError)
 	root.SuggestionsMinimumDistance = 2
 	return root

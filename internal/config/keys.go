@@ -77,6 +77,10 @@ type Key struct {
 	Hidden bool
 	// FlagName and FileName replace Name on the command line or in the file.
 	FlagName, FileName string
+	// Short is the one-letter flag of the most used options ("" for none).
+	Short string
+	// Values are the texts the key accepts, when they are a fixed set (for completion).
+	Values []string
 	// SplitCommas makes every text a comma-separated list, not only the
 	// environment's.
 	SplitCommas bool
@@ -149,15 +153,15 @@ var (
 )
 
 var registry = []*Key{
-	{Name: "config", In: FlagLayer | EnvLayer, emptyUnset: true, DocDefault: DefaultFile + " when it exists",
+	{Name: "config", Short: "c", In: FlagLayer | EnvLayer, emptyUnset: true, DocDefault: DefaultFile + " when it exists",
 		Help:  "TOML config file",
 		field: func(o *Options) any { return &o.Config }},
-	{Name: "repo", Kind: List,
+	{Name: "repo", Short: "r", Kind: List,
 		Help:  "repository location: a directory or s3://bucket/prefix (repeat for several repositories)",
 		field: func(o *Options) any { return &o.Repos }},
 	// "cluster" at the top of the file is the table of per-cluster settings, so
 	// the file names its default cluster with another key.
-	{Name: "cluster", FileName: "default-cluster", TopLevelOnly: true, emptyUnset: true, Default: DefaultCluster,
+	{Name: "cluster", Short: "C", FileName: "default-cluster", TopLevelOnly: true, emptyUnset: true, Default: DefaultCluster,
 		Help:  "name of the PostgreSQL cluster inside the repository",
 		field: func(o *Options) any { return &o.Cluster }},
 	{Name: "passphrase", Kind: Passphrase, In: EnvLayer, emptyUnset: true,
@@ -169,11 +173,11 @@ var registry = []*Key{
 	{Name: "passphrase-command", Kind: Passphrase, emptyUnset: true,
 		Help:  "shell command that prints the passphrase of an encrypted repository",
 		field: func(o *Options) any { return &o.Passphrase.Command }},
-	{Name: "log-format", Default: "text", TopLevelOnly: true,
+	{Name: "log-format", Values: []string{"text", "json"}, Default: "text", TopLevelOnly: true,
 		Help:  "log format: text or json",
 		field: func(o *Options) any { return &o.LogFormat },
 		check: oneOf("text", "json")},
-	{Name: "log-level", Default: "info", TopLevelOnly: true,
+	{Name: "log-level", Values: []string{"debug", "info", "warn", "error"}, Default: "info", TopLevelOnly: true,
 		Help:  "log level: debug, info, warn or error",
 		field: func(o *Options) any { return &o.LogLevel },
 		check: checked(func(s string) error {
@@ -250,13 +254,13 @@ var registry = []*Key{
 		Help:       "what the new key is for, shown by key list",
 		field:      func(o *Options) any { return &o.KeyNote }},
 
-	{Name: "conn", Commands: []string{"backup", "check", "wal-receive"},
+	{Name: "conn", Short: "d", Commands: []string{"backup", "check", "wal-receive"},
 		Help:  "libpq connection string or URI of the server (PGHOST, PGPORT, PGUSER and the other libpq variables apply)",
 		field: func(o *Options) any { return &o.Conn }},
-	{Name: "compress", Kind: Codec, Default: "zstd:3", Commands: []string{"backup"},
+	{Name: "compress", Values: []string{"zstd", "zstd:1", "zstd:3", "zstd:9", "lz4", "none"}, Kind: Codec, Default: "zstd:3", Commands: []string{"backup"},
 		Help:  "compression of backups: zstd, zstd:N (1-19), lz4 or none",
 		field: func(o *Options) any { return &o.Compress }},
-	{Name: "jobs", Kind: Int, Default: strconv.Itoa(runtime.NumCPU()), DocDefault: "the number of CPUs",
+	{Name: "jobs", Short: "j", Kind: Int, Default: strconv.Itoa(runtime.NumCPU()), DocDefault: "the number of CPUs",
 		Commands: []string{"backup", "restore", "drill"},
 		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers)",
 		field:    func(o *Options) any { return &o.Jobs },
@@ -266,7 +270,7 @@ var registry = []*Key{
 			}
 			return nil
 		})},
-	{Name: "checkpoint", Default: "spread", Commands: []string{"backup"},
+	{Name: "checkpoint", Values: []string{"fast", "spread"}, Default: "spread", Commands: []string{"backup"},
 		Help:  "checkpoint at backup start: fast (immediate I/O burst) or spread (waits for checkpoint_completion_target)",
 		field: func(o *Options) any { return &o.Checkpoint },
 		check: oneOf("fast", "spread")},
@@ -296,14 +300,14 @@ var registry = []*Key{
 		Help:  "libpq connection string or URI of the primary, for --backup-standby on or prefer: the standby must have its system identifier and timeline",
 		field: func(o *Options) any { return &o.PrimaryConn }},
 
-	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill", "check"},
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill", "check", "version"},
 		Help:  "print a JSON object",
 		field: func(o *Options) any { return &o.JSON }},
 
-	{Name: "pgdata", Commands: []string{"restore"},
+	{Name: "pgdata", Short: "D", Commands: []string{"restore"},
 		Help:  "directory to restore into (must be empty or absent; required)",
 		field: func(o *Options) any { return &o.Restore.PGData }},
-	{Name: "backup", Default: "latest", Commands: []string{"restore", "drill"},
+	{Name: "backup", Short: "b", Default: "latest", Commands: []string{"restore", "drill"},
 		Help:  "backup ID to restore, or latest (the newest readable one that can reach the target)",
 		field: func(o *Options) any { return &o.Restore.Backup }},
 	{Name: "tablespace-map", Kind: List, SplitCommas: true, Commands: []string{"restore"},
@@ -327,16 +331,16 @@ var registry = []*Key{
 	{Name: "target-exclusive", Kind: Bool, Default: "false", Commands: []string{"restore"},
 		Help:  "stop just before the target instead of just after it",
 		field: func(o *Options) any { return &o.Restore.TargetExclusive }},
-	{Name: "target-action", DocDefault: "promote", Commands: []string{"restore"},
+	{Name: "target-action", Values: []string{"promote", "pause", "shutdown"}, DocDefault: "promote", Commands: []string{"restore"},
 		Help:  "after reaching the target: promote, pause or shutdown",
 		field: func(o *Options) any { return &o.Restore.TargetAction }},
-	{Name: "target-timeline", Default: "latest", Commands: []string{"restore"},
+	{Name: "target-timeline", Values: []string{"latest", "current"}, Default: "latest", Commands: []string{"restore"},
 		Help:  "timeline to recover along: latest (the newest that descends from the backup), current or a number",
 		field: func(o *Options) any { return &o.Restore.TargetTimeline }},
 	{Name: "stop-at-gap", Kind: Bool, Default: "false", Commands: []string{"restore"},
 		Help:  "with a gap in the archive, recover up to the gap instead of refusing",
 		field: func(o *Options) any { return &o.Restore.StopAtGap }},
-	{Name: "archive-mode", Default: "off", Commands: []string{"restore"},
+	{Name: "archive-mode", Values: []string{"off", "preserve"}, Default: "off", Commands: []string{"restore"},
 		Help:  "off: the restored cluster does not archive; preserve: keep the source's archive settings",
 		field: func(o *Options) any { return &o.Restore.ArchiveMode },
 		check: checked(func(s string) error {
@@ -374,7 +378,7 @@ var registry = []*Key{
 	// Backups and WAL are compressed with different codecs by default (zstd:3
 	// for backups, zstd:1 for WAL, where latency counts), so one key cannot
 	// serve both. The WAL commands keep their --compress flag.
-	{Name: "wal-compress", FlagName: "compress", Kind: Codec, Default: "zstd:1", Commands: walCommands,
+	{Name: "wal-compress", Values: []string{"zstd", "zstd:1", "zstd:3", "lz4", "none"}, FlagName: "compress", Kind: Codec, Default: "zstd:1", Commands: walCommands,
 		Help:  "compression of WAL: zstd, zstd:N (1-19), lz4 or none",
 		field: func(o *Options) any { return &o.WALCompress }},
 	{Name: "push-ahead", Kind: Int, Default: "4", Commands: []string{"archive-push"},
@@ -480,7 +484,7 @@ var registry = []*Key{
 	{Name: "drill-schedule", Commands: daemonCommands,
 		Help:  "daemon: when to run a restore drill of the cluster (cron syntax or @every/@weekly)",
 		field: func(o *Options) any { return &o.Daemon.DrillSchedule }, check: schedule},
-	{Name: "drill-target", Default: "random", Commands: daemonCommands,
+	{Name: "drill-target", Values: []string{"random", "latest"}, Default: "random", Commands: daemonCommands,
 		Help:  "daemon: where scheduled drills recover to: random (a random point after the backup) or latest (the end of the archived WAL)",
 		field: func(o *Options) any { return &o.Daemon.DrillTarget }, check: oneOf("random", "latest")},
 	{Name: "wal-stream", Kind: Bool, Default: "false", Commands: daemonCommands,
