@@ -49,6 +49,12 @@ when the standby cannot be used.`,
 				return err
 			}
 			m := res.Manifests[0]
+			if o.JSON {
+				if err := printJSON(cmd.OutOrStdout(), backupResultJSON(res, cluster, repos)); err != nil {
+					return err
+				}
+				return expireAfterBackup(cmd, o, repos, cluster, m.ID)
+			}
 			secs := res.Duration.Seconds()
 			dedup := 0.0
 			if res.Received > 0 {
@@ -61,6 +67,29 @@ when the standby cannot be used.`,
 		},
 	}
 	return cmd
+}
+
+// backupJSONResult is 'backup --json'.
+type backupJSONResult struct {
+	Backup          string   `json:"backup"`
+	Cluster         string   `json:"cluster"`
+	StartLSN        string   `json:"start_lsn"`
+	StopLSN         string   `json:"stop_lsn"`
+	Timeline        uint32   `json:"timeline"`
+	ReadBytes       int64    `json:"read_bytes"`
+	StoredBytes     int64    `json:"stored_bytes"`
+	DurationSeconds float64  `json:"duration_seconds"`
+	Repos           []string `json:"repos"`
+}
+
+func backupResultJSON(res *engine.BackupResult, cluster string, repos []*repo.Repo) backupJSONResult {
+	m := res.Manifests[0]
+	out := backupJSONResult{Backup: m.ID, Cluster: cluster, StartLSN: m.StartLSN, StopLSN: m.StopLSN, Timeline: m.Timeline,
+		ReadBytes: res.Received, StoredBytes: res.Stored, DurationSeconds: res.Duration.Seconds(), Repos: []string{}}
+	for _, r := range repos {
+		out.Repos = append(out.Repos, r.String())
+	}
+	return out
 }
 
 // expireAfterBackup applies the configured retention policy, if any, once the backup is

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -59,6 +62,11 @@ cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 				return err
 			}
 			one := listOneCluster(o)
+			if one {
+				if err := clusterKnown(ctx, repos, o.Cluster); err != nil {
+					return err
+				}
+			}
 			out := listJSON{Backups: []backupJSON{}, Clusters: []*restore.Report{}}
 			for _, r := range repos {
 				clusters := []string{}
@@ -118,9 +126,9 @@ func printList(w io.Writer, out listJSON) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "REPO\tCLUSTER\tID\tSTART\tSTOP\tSTART LSN\tSTOP LSN\tTLI\tPG\tSIZE\tSTORED")
 		for _, b := range out.Backups {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.Repo, b.Cluster, b.ID,
-				b.StartTime.Local().Format("2006-01-02 15:04:05"), b.StopTime.Local().Format("2006-01-02 15:04:05"),
-				b.StartLSN, b.StopLSN, b.Timeline, b.PGVersion, humanBytes(b.DBBytes), humanBytes(b.StoredBytes))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.Repo, b.Cluster, b.ID,
+				localTime(b.StartTime), localTime(b.StopTime),
+				b.StartLSN, b.StopLSN, b.Timeline, pgVersion(b.PGVersion), humanBytes(b.DBBytes), humanBytes(b.StoredBytes))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -190,6 +198,36 @@ func gapText(g restore.GapReport) string {
 }
 
 func localTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") }
+
+// pgVersion writes server_version_num as PostgreSQL does: 150018 is 15.18.
+func pgVersion(n int) string {
+	if n >= 100000 {
+		return fmt.Sprintf("%d.%d", n/10000, n%10000)
+	}
+	return fmt.Sprintf("%d.%d.%d", n/10000, n/100%100, n%100)
+}
+
+// clusterKnown refuses a cluster name no repository has, listing those they have: a typo
+// must not read as "no backups".
+func clusterKnown(ctx context.Context, repos []*repo.Repo, cluster string) error {
+	var all []string
+	for _, r := range repos {
+		names, err := r.Clusters(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(names, cluster) {
+			return nil
+		}
+		all = append(all, names...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	if len(all) == 0 {
+		return fmt.Errorf("cluster %q is in no repository, which hold no cluster yet: the first backup or archive-push records one", cluster)
+	}
+	return fmt.Errorf("cluster %q is in no repository; the clusters there are: %s (give one with --cluster)", cluster, strings.Join(all, ", "))
+}
 
 func toJSON(r *repo.Repo, m *repo.Manifest) backupJSON {
 	return backupJSON{ID: m.ID, Cluster: m.Cluster, Repo: r.String(), StartTime: m.StartTime, StopTime: m.StopTime,

@@ -130,6 +130,11 @@ parent (with --delta, of its pg_control), or to --owner.`,
 				fmt.Fprintln(stderr, "restore: "+n)
 			}
 			out := cmd.OutOrStdout()
+			if o.JSON {
+				return printJSON(out, restoreJSONResult{Backup: res.Manifest.ID, Cluster: cluster, PGData: pgdata, Target: target.Time + target.LSN + target.XID + target.Name,
+					Delta: res.Delta, WrittenBytes: res.Written, KeptBytes: res.Kept, Removed: res.Removed, DurationSeconds: res.Duration.Seconds(),
+					ArchiveMode: map[bool]string{true: "preserve", false: "off"}[preserve], Standby: ro.Standby})
+			}
 			printRestoreResult(out, res, cluster, pgdata)
 			if !preserve {
 				fmt.Fprintf(out, "archiving is off in the restored cluster (archive_mode = off in postgresql.auto.conf), so it cannot write into this repository; to make it a primary that archives, remove that line (and give it its own --cluster) before starting it, or restore with --archive-mode preserve\n")
@@ -159,6 +164,21 @@ func checkStandbyOptions(ro config.Restore) error {
 
 // printRestoreResult says what the restore wrote (and, for a delta restore,
 // what it kept and removed).
+// restoreJSONResult is 'restore --json'.
+type restoreJSONResult struct {
+	Backup          string  `json:"backup"`
+	Cluster         string  `json:"cluster"`
+	PGData          string  `json:"pgdata"`
+	Target          string  `json:"target"`
+	Delta           bool    `json:"delta"`
+	WrittenBytes    int64   `json:"written_bytes"`
+	KeptBytes       int64   `json:"kept_bytes"`
+	Removed         int64   `json:"removed"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	ArchiveMode     string  `json:"archive_mode"`
+	Standby         bool    `json:"standby"`
+}
+
 func printRestoreResult(out io.Writer, res *restore.Result, cluster, pgdata string) {
 	m := res.Manifest
 	switch {
