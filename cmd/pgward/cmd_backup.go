@@ -14,7 +14,10 @@ import (
 
 func newBackupCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "backup",
+		Use: "backup",
+		Example: `  pgward backup --repo /var/lib/pgward --conn "host=/var/run/postgresql user=postgres"
+  pgward backup --config /etc/pgward/pgward.toml --checkpoint fast --json
+  pgward backup -c /etc/pgward/pgward.toml -C db2 --conn "host=db2 user=backup" --keep-last 7`,
 		Short: "Take a full (deduplicated) backup over the replication protocol",
 		Long: `Take a base backup of the server at --conn with BASE_BACKUP, split it into
 chunks, store the chunks the repository does not have yet, and commit the backup.

@@ -11,7 +11,9 @@ import (
 
 func newInitCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "init",
+		Use: "init",
+		Example: `  pgward init --repo /var/lib/pgward
+  pgward init --repo s3://backups/pg --encrypt --passphrase-file /etc/pgward/passphrase`,
 		Short: "Create a repository",
 		Long: `Create a new, empty repository at every --repo location.
 

@@ -20,8 +20,9 @@ import (
 
 func newKeyCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "key",
-		Short: "List, add, remove and change the passphrases of an encrypted repository",
+		Use:     "key",
+		Example: `  pgward key list --passphrase-file /etc/pgward/passphrase`,
+		Short:   "List, add, remove and change the passphrases of an encrypted repository",
 		Long: `An encrypted repository can be opened with several passphrases, each with its
 own copy of the master key wrapped under it (like LUKS key slots): a key. Adding,
 removing or changing a key re-encrypts no data. The repository opens with the
@@ -65,8 +66,9 @@ type keyRepoJSON struct {
 
 func newKeyListCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list",
-		Short: "List the keys of every repository",
+		Use:     "list",
+		Example: `  pgward key list --repo /var/lib/pgward --passphrase-file /etc/pgward/passphrase`,
+		Short:   "List the keys of every repository",
 		Long: `List the keys of every --repo, oldest first: ID, when and where it was made,
 its note, "opened" for the key the given passphrase opened and "config" for the
 key the config holds. A key object that is damaged or does not belong to the
@@ -143,8 +145,9 @@ func printKeys(w io.Writer, out keyListJSON) {
 
 func newKeyAddCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "add",
-		Short: "Add a passphrase to every repository",
+		Use:     "add",
+		Example: `  pgward key add --passphrase-file /etc/pgward/passphrase --new-passphrase-file /root/new-passphrase --note "ops team"`,
+		Short:   "Add a passphrase to every repository",
 		Long: `Add a key to every --repo: the master key wrapped under a new passphrase, which
 from then on opens the repository as well as the existing ones. The new key is
 read back and opened with the new passphrase before the command reports it;
@@ -173,8 +176,9 @@ nothing else changes. A passphrase that already opens a key is refused.`,
 
 func newKeyRemoveCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove ID...",
-		Short: "Remove keys",
+		Use:     "remove ID...",
+		Example: `  pgward key remove 3f2a9c01 --passphrase-file /etc/pgward/passphrase`,
+		Short:   "Remove keys",
 		Long: `Remove the keys with these IDs (or unique prefixes of 4 digits or more, as key
 list shows them) from the repository that has each: their passphrases no longer
 open it. The last key of a repository cannot be removed, and a key is removed
@@ -249,8 +253,9 @@ func keyOwners(ctx context.Context, repos []*repo.Repo, ids []string) ([]*repo.R
 
 func newKeyPasswdCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "passwd",
-		Short: "Replace the passphrase in use with a new one",
+		Use:     "passwd",
+		Example: `  pgward key passwd --passphrase-file /etc/pgward/passphrase --new-passphrase-file /root/new-passphrase`,
+		Short:   "Replace the passphrase in use with a new one",
 		Long: `Replace, in every --repo, the key the given passphrase opened with a key under a
 new passphrase: the new key is added (with the old key's note unless --note is
 given), then the old one removed. Other keys stay. If the command stops between

@@ -42,7 +42,9 @@ type listJSON struct {
 
 func newListCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use: "list",
+		Example: `  pgward list --repo /var/lib/pgward
+  pgward list --config /etc/pgward/pgward.toml --cluster main --json`,
 		Short: "List the backups, timelines and recoverable windows in the repositories",
 		Long: `List the committed backups of every cluster in each repository (or only
 --cluster when given explicitly), the timelines of the WAL archive with the

@@ -32,9 +32,10 @@ Pinning a pinned backup again replaces its note.`,
 
 func newUnpinCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "unpin BACKUP-ID",
-		Short: "Let the retention policy decide about a pinned backup again",
-		Args:  exactArgs("BACKUP-ID"),
+		Use:     "unpin BACKUP-ID",
+		Example: `  pgward unpin 20261201T010000Z`,
+		Short:   "Let the retention policy decide about a pinned backup again",
+		Args:    exactArgs("BACKUP-ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachRepoWithBackup(cmd, o, args[0], func(r *repo.Repo, cluster, id string) error {
 				found, err := r.UnpinBackup(cmd.Context(), cluster, id)

@@ -19,7 +19,11 @@ import (
 
 func newRestoreCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "restore",
+		Use: "restore",
+		Example: `  pgward restore --repo /var/lib/pgward --pgdata /srv/pg/restored
+  pgward restore -c /etc/pgward/pgward.toml -D /srv/pg/restored --target-time "2026-12-01 13:05:00+01"
+  pgward restore -c /etc/pgward/pgward.toml -D /var/lib/postgresql/15/main --delta
+  pgward restore -c /etc/pgward/pgward.toml -D /srv/standby --standby --primary-conninfo "host=pg1 user=replicator"`,
 		Short: "Restore a backup into an empty data directory (or, with --delta, over the same cluster)",
 		Long: `Restore a backup into --pgdata (which must be empty or absent), with its
 tablespaces (moved with --tablespace-map OID=DIR), and write recovery.signal and

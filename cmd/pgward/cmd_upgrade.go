@@ -11,8 +11,9 @@ import (
 
 func newUpgradeCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "upgrade",
-		Short: "Raise every repository to the newest format",
+		Use:     "upgrade",
+		Example: `  pgward upgrade --repo /var/lib/pgward`,
+		Short:   "Raise every repository to the newest format",
 		Long: `Raise every --repo from repository format 1 to format 2 (packed small objects,
 page deltas; docs/repository-format.md, "Format 2"). Nothing is rewritten: the repository gets a
 new config object and its old one is deleted, so backups and WAL already stored

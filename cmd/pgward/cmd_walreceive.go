@@ -12,7 +12,10 @@ import (
 
 func newWalReceiveCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "wal-receive",
+		Use: "wal-receive",
+		Example: `  pgward wal-receive --config /etc/pgward/pgward.toml --conn "host=pg1 user=backup" --slot pgward --create-slot
+  pgward wal-receive --config /etc/pgward/pgward.toml --conn "host=pg1 user=backup" --slot pgward --synchronous
+  pgward wal-receive --config /etc/pgward/pgward.toml --flush-only`,
 		Short: "Stream WAL from a server into the archive (zero data loss with --synchronous)",
 		Long: `Follow the server at --conn over the physical replication protocol and archive
 its WAL as it is written. Receiving and uploading are separate: WAL is written
