@@ -3,143 +3,22 @@ package gc_test
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
-	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/gc"
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/repotest"
 	"github.com/pgward/pgward/repo/storagetest"
 )
 
-// A small repository: 64 KiB chunks, chunks under 32 KiB packed into 20 KiB packs, page
-// deltas up to 3 deep, so a few files exercise every way a chunk is kept.
-const chunkSize = 64 << 10
-
 func newRepo(t *testing.T) (*repo.Repo, *storagetest.Faulty, *storagetest.Memory) {
-	t.Helper()
-	mem := storagetest.NewMemory()
-	f := storagetest.NewFaulty(mem)
-	r, err := repo.Init(t.Context(), f, repo.InitOptions{ChunkSize: chunkSize, PackThreshold: 32 << 10, PackSize: 20 << 10, MaxDeltaDepth: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, f, mem
+	return repotest.NewRepo(t)
 }
 
-var codec, _ = compress.Parse("lz4")
+type writer = repotest.Writer
 
-// writer stores backups the way the engine's chunk store does, without a server: small
-// chunks packed, a changed chunk of a file as a page delta over the chunk that held the
-// same range in the previous backup when few pages changed, else whole.
-type writer struct {
-	t    *testing.T
-	r    *repo.Repo
-	prev map[string][]repo.Hash
-	n    int
-}
-
-func (w *writer) backup(files map[string][]byte) *repo.Manifest {
-	w.t.Helper()
-	ctx := w.t.Context()
-	p := w.r.NewPacker()
-	var b repo.ChunkBuffers
-	w.n++
-	m := &repo.Manifest{ID: fmt.Sprintf("20261101T0000%02dZ", w.n), Cluster: "main", ChunkSize: chunkSize,
-		StartLSN: "0/1000000", StopLSN: "0/1000100", StartTime: time.Now(), StopTime: time.Now()}
-	next := map[string][]repo.Hash{}
-	for path, data := range files {
-		f := repo.File{Path: path, Type: repo.TypeFile, Mode: 0o600, Size: int64(len(data))}
-		for i := 0; i*chunkSize < len(data); i++ {
-			chunk := data[i*chunkSize : min((i+1)*chunkSize, len(data))]
-			id := w.r.ContentHash(chunk)
-			f.Chunks = append(f.Chunks, id)
-			if has, err := w.r.HasChunk(ctx, id); err != nil || has {
-				continue
-			}
-			w.store(p, &b, id, chunk, w.prev[path], i)
-		}
-		next[path] = f.Chunks
-		m.Files = append(m.Files, f)
-	}
-	if _, err := p.Finish(ctx); err != nil {
-		w.t.Fatal(err)
-	}
-	if err := w.r.PutManifest(ctx, m); err != nil {
-		w.t.Fatal(err)
-	}
-	w.prev = next
-	return m
-}
-
-func (w *writer) store(p *repo.Packer, b *repo.ChunkBuffers, id repo.Hash, chunk []byte, prev []repo.Hash, i int) {
-	ctx := w.t.Context()
-	add := func(e repo.IndexEntry, obj []byte, err error) {
-		if err == nil {
-			_, err = p.Add(ctx, e, obj)
-		}
-		if err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	if len(chunk) < 32<<10 {
-		obj, err := w.r.SealChunk(id, chunk, codec, b)
-		add(repo.IndexEntry{ID: id, Kind: repo.KindChunk}, obj, err)
-		return
-	}
-	d := repo.DigestOf(id, chunk)
-	obj, err := w.r.SealDigest(d, codec, b)
-	add(repo.IndexEntry{ID: id, Kind: repo.KindDigest}, obj, err)
-	if i < len(prev) {
-		base := prev[i]
-		bd, found, err := w.r.GetDigest(ctx, base, b)
-		depth, derr := w.r.Depth(ctx, base)
-		if err == nil && derr == nil && found && depth < 3 {
-			if pages := repo.ChangedPages(chunk, bd); 2*len(pages) <= len(chunk)/repo.PageSize {
-				obj, err := w.r.SealDelta(base, chunk, pages, codec, b)
-				add(repo.IndexEntry{ID: id, Kind: repo.KindDelta, Depth: uint8(depth + 1), Base: base}, obj, err)
-				return
-			}
-		}
-	}
-	if _, err := w.r.PutChunk(ctx, id, chunk, codec, b); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-// files makes a cluster-like set of files: two relation files of a few chunks and small
-// ones; version v changes a few pages of each relation file and one small file.
-func files(v int) map[string][]byte {
-	rng := rand.New(rand.NewPCG(1, 2))
-	out := map[string][]byte{}
-	for _, name := range []string{"base/1/100", "base/1/200"} {
-		data := make([]byte, 3*chunkSize+5*repo.PageSize)
-		for i := range data {
-			data[i] = byte(rng.IntN(7))
-		}
-		for k := 1; k <= v; k++ {
-			for _, page := range []int{k, 9 + k, 17 + k} {
-				data[page*repo.PageSize+100] = byte(k)
-			}
-		}
-		out[name] = data
-	}
-	for i := range 6 {
-		out[fmt.Sprintf("global/%d", i)] = bytes.Repeat([]byte{byte(i)}, 3000+i)
-	}
-	out["global/changing"] = []byte(fmt.Sprintf("version %d", v))
-	if v < 2 {
-		// A table dropped after the second backup: its chunks die with the first two.
-		data := make([]byte, 2*chunkSize)
-		for i := range data {
-			data[i] = byte(rng.IntN(250))
-		}
-		data[0] = byte(v)
-		out["base/1/300"] = data
-	}
-	return out
-}
+var files = repotest.Files
 
 // restorable reads every chunk every remaining manifest names, and compares with what was
 // backed up.
@@ -205,12 +84,12 @@ func collect(t *testing.T, r *repo.Repo) (*gc.Plan, gc.Stats) {
 func TestCollectAfterExpiry(t *testing.T) {
 	r, _, _ := newRepo(t)
 	ctx := t.Context()
-	w := &writer{t: t, r: r}
+	w := &writer{T: t, R: r}
 	want := map[string]map[string][]byte{}
 	var ids []string
 	for v := range 4 {
 		fs := files(v)
-		m := w.backup(fs)
+		m := w.Backup(fs)
 		want[m.ID] = fs
 		ids = append(ids, m.ID)
 	}
@@ -251,13 +130,13 @@ func TestCollectAfterExpiry(t *testing.T) {
 // its interrupted writes are collected by the next sweep, whatever their age.
 func TestCollectKilledWriter(t *testing.T) {
 	r, _, mem := newRepo(t)
-	w := &writer{t: t, r: r}
-	m := w.backup(files(0))
+	w := &writer{T: t, R: r}
+	m := w.Backup(files(0))
 	want := map[string]map[string][]byte{m.ID: files(0)}
 	before := objects(t, r.Storage())
 	// A backup that never committed: chunks and packs stored, no manifest.
-	orphan := &writer{t: t, r: r, prev: w.prev, n: 50}
-	om := orphan.backup(files(5))
+	orphan := &writer{T: t, R: r, Prev: w.Prev, N: 50}
+	om := orphan.Backup(files(5))
 	if err := r.DeleteManifest(t.Context(), "main", om.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -288,12 +167,12 @@ func TestCollectKilledWriter(t *testing.T) {
 func TestCollectKilledAtEveryStep(t *testing.T) {
 	build := func(t *testing.T) (*repo.Repo, *storagetest.Faulty, map[string]map[string][]byte) {
 		r, f, _ := newRepo(t)
-		w := &writer{t: t, r: r}
+		w := &writer{T: t, R: r}
 		want := map[string]map[string][]byte{}
 		var ids []string
 		for v := range 5 {
 			fs := files(v)
-			m := w.backup(fs)
+			m := w.Backup(fs)
 			want[m.ID] = fs
 			ids = append(ids, m.ID)
 		}

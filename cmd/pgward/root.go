@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newCheckCmd(o))
 	root.AddCommand(newWalReceiveCmd(o), newUpgradeCmd(o))
 	root.AddCommand(newExpireCmd(o), newPinCmd(o), newUnpinCmd(o))
+	root.AddCommand(newVerifyCmd(o), newInfoCmd(o))
 	defineFlags(root)
 	return root
 }

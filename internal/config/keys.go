@@ -30,10 +30,12 @@ const (
 	// Passphrase keys name where the passphrase comes from; they are resolved
 	// together (see Passphrase), not one by one.
 	Passphrase
+	// Percent is a share from 0 to 100, with or without a % sign (5%, 0.5, 100%).
+	Percent
 )
 
 var kindNames = [...]string{String: "string", List: "list", Bool: "bool", Int: "int", Duration: "duration",
-	Size: "size", Codec: "codec", Passphrase: "passphrase source"}
+	Size: "size", Codec: "codec", Passphrase: "passphrase source", Percent: "percent"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -138,7 +140,7 @@ const S3Group = "s3"
 
 var (
 	keepCommands  = []string{"expire", "backup"}
-	lockCommands  = []string{"backup", "expire"}
+	lockCommands  = []string{"backup", "expire", "verify"}
 	walCommands   = []string{"archive-push", "wal-receive"}
 	spoolCommands = []string{"archive-push", "archive-get", "wal-receive"}
 )
@@ -238,8 +240,8 @@ var registry = []*Key{
 		Help:  "compression of backups: zstd, zstd:N (1-19), lz4 or none",
 		field: func(o *Options) any { return &o.Compress }},
 	{Name: "jobs", Kind: Int, Default: strconv.Itoa(runtime.NumCPU()), DocDefault: "the number of CPUs",
-		Commands: []string{"backup", "restore"},
-		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers)",
+		Commands: []string{"backup", "restore", "verify"},
+		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers; verify: objects read at once)",
 		field:    func(o *Options) any { return &o.Jobs },
 		check: checked(func(n int) error {
 			if n < 1 {
@@ -267,15 +269,15 @@ var registry = []*Key{
 		Help:  "take a full BASE_BACKUP even where an INCREMENTAL one is possible (PostgreSQL 17+ with summarize_wal = on)",
 		field: func(o *Options) any { return &o.NoIncremental }},
 
-	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire"},
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "verify", "info"},
 		Help:  "print a JSON object",
 		field: func(o *Options) any { return &o.JSON }},
 
 	{Name: "pgdata", Commands: []string{"restore"},
 		Help:  "directory to restore into (must be empty or absent; required)",
 		field: func(o *Options) any { return &o.Restore.PGData }},
-	{Name: "backup", Default: "latest", Commands: []string{"restore"},
-		Help:  "backup ID to restore, or latest (the newest readable one that can reach the target)",
+	{Name: "backup", Default: "latest", Commands: []string{"restore", "verify"},
+		Help:  "backup ID, or latest: restore restores it (latest: the newest readable one that can reach the target); verify checks only it (default: every backup of the cluster)",
 		field: func(o *Options) any { return &o.Restore.Backup }},
 	{Name: "tablespace-map", Kind: List, SplitCommas: true, Commands: []string{"restore"},
 		Help:  "move a tablespace: OID=DIR (repeatable)",
@@ -419,6 +421,23 @@ var registry = []*Key{
 			}
 			return nil
 		})},
+
+	{Name: "all", Kind: Bool, Default: "false", Commands: []string{"verify"}, In: FlagLayer,
+		Help:  "verify every cluster, every backup and the whole WAL archive; with --read-data, every object in the repository",
+		field: func(o *Options) any { return &o.Verify.All }},
+	{Name: "wal", Kind: Bool, Default: "false", Commands: []string{"verify"}, In: FlagLayer,
+		Help:  "verify the cluster's whole WAL archive too: gaps per timeline, history files; with --read-data every WAL file and summary is read",
+		field: func(o *Options) any { return &o.Verify.WAL }},
+	{Name: "read-data", Kind: Bool, Default: "false", Commands: []string{"verify"},
+		Help:  "read every object in scope and check its tag and content hash (default: check that every object is present, read only metadata)",
+		field: func(o *Options) any { return &o.Verify.ReadData }},
+	{Name: "read-data-subset", Kind: Percent, DocDefault: "not set", Commands: []string{"verify"},
+		Help:  "read the objects in scope never verified or last verified before verify-period, then the longest unverified until N% of the bytes are read (0% allowed)",
+		field: func(o *Options) any { return &o.Verify.Subset }},
+	{Name: "verify-period", Kind: Duration, Default: "30d", Commands: []string{"verify"},
+		Help:  "read-data-subset reads every object again once its last verification is older than this",
+		field: func(o *Options) any { return &o.Verify.Period },
+		check: positive("30d")},
 
 	{Name: "timeout", Kind: Duration, Default: "60s", Commands: []string{"check"},
 		Help:  "how long to wait for the switched segment to be archived",
