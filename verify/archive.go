@@ -30,12 +30,13 @@ func (v *run) archives(ctx context.Context) error {
 			}
 			for _, g := range inv.Gaps(t) {
 				first, last := g.Names(inv.SegSize)
-				what := fmt.Sprintf("WAL segment %s is", first)
+				p := repo.VerifyProblem{Object: repo.WALObjectName(c.name, first), Kind: KindWALGap,
+					Error: fmt.Sprintf("WAL segment %s is missing on timeline %d, with WAL archived after it: recovery cannot pass it", first, id)}
 				if g.Count() > 1 {
-					what = fmt.Sprintf("WAL segments %s to %s (%d) are", first, last, g.Count())
+					p.Last = repo.WALObjectName(c.name, last)
+					p.Error = fmt.Sprintf("WAL segments %s to %s (%d) are missing on timeline %d, with WAL archived after them: recovery cannot pass them", first, last, g.Count(), id)
 				}
-				v.probs.add(repo.VerifyProblem{Object: repo.WALObjectName(c.name, first), Last: repo.WALObjectName(c.name, last), Kind: KindWALGap,
-					Error: fmt.Sprintf("%s missing on timeline %d, with WAL archived after: recovery cannot pass them", what, id)})
+				v.probs.add(p)
 			}
 		}
 	}

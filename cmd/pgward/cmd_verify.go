@@ -166,7 +166,9 @@ func printVerify(w io.Writer, res *verify.Result, o verify.Options) {
 		if p.Last != "" {
 			object += " to " + p.Last[strings.LastIndexByte(p.Last, '/')+1:]
 		}
-		line := fmt.Sprintf("  PROBLEM %s %s: %s", p.Kind, object, p.Error)
+		// The error names the object too, as errors do; once is enough here.
+		msg := strings.TrimPrefix(strings.TrimPrefix(p.Error, p.Object+" in "+res.Repository+": "), p.Object+": ")
+		line := fmt.Sprintf("  PROBLEM %s %s: %s", p.Kind, object, msg)
 		if len(p.Backups) > 0 {
 			line += " (backups " + strings.Join(p.Backups, ", ") + ")"
 		}
