@@ -145,7 +145,7 @@ func TestVerify(t *testing.T) {
 		name, kind string
 		path       string
 		remove     bool
-		at         int // where to flip; 0: the middle
+		at         int    // where to flip; 0: the middle
 		hurts      string // a backup the problem must name
 	}
 	mainDir := filepath.Join(a.repo, "clusters", "main")
