@@ -6,7 +6,7 @@ import (
 )
 
 // What verify reads beyond what restores read: a pack whole, every entry the index names in
-// it checked against its envelope, and a page delta rebuilt over its base
+// it checked against its envelope, and a page delta rebuilt over a base the caller holds
 // (docs/repository-format.md, "Format 2").
 
 // CheckPack reads a whole pack with one request and checks each of entries (entries of this
@@ -34,14 +34,27 @@ func (r *Repo) CheckPack(ctx context.Context, name string, entries []IndexEntry,
 	return int64(len(obj)), nil
 }
 
-// CheckDelta rebuilds the chunk a page delta entry stores, over its chain of bases, and
-// checks that the result is the chunk its id names. It reads the delta and every base.
-func (r *Repo) CheckDelta(ctx context.Context, e IndexEntry, b *ChunkBuffers) error {
-	if e.Kind != KindDelta {
-		return fmt.Errorf("%s of %s is not a page delta", kindName(e.Kind), e.ID)
+// ApplyDelta rebuilds the chunk page delta e stores over base, the plaintext of chunk
+// baseID, into dst (reused when large enough), and checks that the result is the chunk e's id
+// names. Verify rebuilds chains of deltas this way, each over the one before, reading every
+// delta once instead of every chain once per delta.
+func (r *Repo) ApplyDelta(ctx context.Context, e IndexEntry, baseID Hash, base, dst []byte, b *ChunkBuffers) ([]byte, error) {
+	plain, _, err := r.readEntry(ctx, e, nil, b)
+	if err != nil {
+		return nil, fmt.Errorf("page delta of %s: %w", e.ID, err)
 	}
-	_, err := r.materialize(ctx, e, b)
-	return err
+	d, err := decodeDelta(plain)
+	if err != nil {
+		return nil, fmt.Errorf("page delta of %s in pack %s: %w", e.ID, e.Pack, err)
+	}
+	if d.Base != baseID {
+		return nil, fmt.Errorf("page delta of %s in pack %s: %w: its base is %s, not %s", e.ID, e.Pack, ErrCorrupt, d.Base, baseID)
+	}
+	out := d.apply(append(dst[:0], base...))
+	if got := r.ContentHash(out); got != e.ID {
+		return nil, fmt.Errorf("chunk %s: %w: rebuilt from its page delta in pack %s over chunk %s, it does not match its id", e.ID, ErrCorrupt, e.Pack, baseID)
+	}
+	return out, nil
 }
 
 // PinPrefix is where a cluster's pins live, one object per pinned backup ID.

@@ -70,6 +70,22 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if v.indexDamaged() {
+		// Every rebuild would fail on the index, which is reported; the packs whose deltas
+		// went unchecked are read again next time.
+		for _, e := range v.deltas.entries {
+			delete(sound, e.Pack)
+		}
+	} else if err := v.rebuildDeltas(ctx); err != nil {
+		return err
+	}
+	// A pack whose delta does not rebuild is not sound: it is read again next time.
+	for _, p := range v.probs.list() {
+		if p.Kind == KindDelta {
+			delete(sound, p.Object)
+			damaged[p.Object] = true
+		}
+	}
 	return v.updateLedger(ctx, ledger, loaded, sound, damaged)
 }
 
@@ -173,8 +189,9 @@ func (v *run) reportUnit(u *unit, err error) {
 	v.probs.add(vp)
 }
 
-// readPack reads a pack whole, checks every entry the index names in it, and rebuilds the
-// page deltas in it that count (chosen) and are needed (or all of them, with --all).
+// readPack reads a pack whole, checks every entry the index names in it, and queues for
+// rebuilding the page deltas in it that count (chosen) and are needed (or all of them, with
+// --all).
 func (v *run) readPack(ctx context.Context, u *unit, b *repo.ChunkBuffers) (int64, bool, bool) {
 	ok := true
 	bad := map[repo.IndexEntry]bool{}
@@ -192,17 +209,10 @@ func (v *run) readPack(ctx context.Context, u *unit, b *repo.ChunkBuffers) (int6
 		v.probs.addPieces(keys, repo.VerifyProblem{Object: u.name, Kind: KindPack, Error: err.Error()})
 		return n, false, true
 	}
-	if v.indexDamaged() {
-		return n, ok, true // rebuilding needs the whole index; its damage is reported
-	}
 	for _, e := range u.entries {
 		k := contents.Key{ID: e.ID, Kind: e.Kind}
-		if e.Kind != repo.KindDelta || bad[e] || v.store.Chosen[k] != e || !(v.o.All || v.pieces[k]) {
-			continue
-		}
-		if err := v.r.CheckDelta(ctx, e, b); err != nil {
-			ok = false
-			v.probs.addPieces([]contents.Key{k}, repo.VerifyProblem{Object: u.name, Kind: KindDelta, Chunk: e.ID.String(), Error: err.Error()})
+		if e.Kind == repo.KindDelta && !bad[e] && v.store.Chosen[k] == e && (v.o.All || v.pieces[k]) {
+			v.deltas.add(e)
 		}
 	}
 	return n, ok, true

@@ -138,6 +138,8 @@ type run struct {
 	pieces map[contents.Key]bool
 	// units are the objects to read, by name (data modes).
 	units map[string]*unit
+	// deltas are the page deltas to rebuild, from the packs read.
+	deltas deltaForest
 }
 
 type backupRef struct {

@@ -47,7 +47,8 @@ const (
 	SystemID = 7712474304306552568
 )
 
-// Writer stores backups of one cluster ("main" unless Cluster says otherwise), each with the
+// Writer stores backups of one cluster ("main" unless Cluster says otherwise) with the
+// repository's chunk size, pack threshold and delta depth, each with the
 // WAL segment it needs archived (and its summary): backup N starts and stops in segment N of
 // timeline 1. Backup IDs are a minute apart from 2026-11-01 00:00 UTC, the N-th backup's N
 // minutes after it. The cluster's identity is written with the first backup.
@@ -59,6 +60,9 @@ type Writer struct {
 	Prev map[string][]repo.Hash
 	// N counts the backups written.
 	N int
+	// Codec compresses chunks and deltas of 64 KiB and more (default lz4); smaller objects
+	// take lz4, as the engine's do.
+	Codec compress.Codec
 }
 
 // Backup stores files as a new backup and commits its manifest.
@@ -74,15 +78,16 @@ func (w *Writer) Backup(files map[string][]byte) *repo.Manifest {
 		cluster = "main"
 	}
 	seg := uint64(w.N) * SegSize
-	m := &repo.Manifest{ID: at.Format("20060102T150405Z"), Cluster: cluster, ChunkSize: ChunkSize, Timeline: 1,
+	size := w.R.Config().ChunkSize
+	m := &repo.Manifest{ID: at.Format("20060102T150405Z"), Cluster: cluster, ChunkSize: size, Timeline: 1,
 		SystemIdentifier: fmt.Sprint(uint64(SystemID)), PGVersion: PGMajor * 10000,
 		StartLSN: wal.FormatLSN(seg + 0x28), StopLSN: wal.FormatLSN(seg + 0x100), StartTime: at, StopTime: at.Add(time.Second)}
 	w.archive(cluster, uint64(w.N))
 	next := map[string][]repo.Hash{}
 	for path, data := range files {
 		f := repo.File{Path: path, Type: repo.TypeFile, Mode: 0o600, Size: int64(len(data))}
-		for i := 0; i*ChunkSize < len(data); i++ {
-			chunk := data[i*ChunkSize : min((i+1)*ChunkSize, len(data))]
+		for i := 0; i*size < len(data); i++ {
+			chunk := data[i*size : min((i+1)*size, len(data))]
 			id := w.R.ContentHash(chunk)
 			f.Chunks = append(f.Chunks, id)
 			if has, err := w.R.HasChunk(ctx, id); err != nil || has {
@@ -131,6 +136,10 @@ func (w *Writer) archive(cluster string, segNo uint64) {
 
 func (w *Writer) store(p *repo.Packer, b *repo.ChunkBuffers, id repo.Hash, chunk []byte, prev []repo.Hash, i int) {
 	ctx := w.T.Context()
+	codec := codec
+	if w.Codec != nil && len(chunk) >= 64<<10 {
+		codec = w.Codec
+	}
 	add := func(e repo.IndexEntry, obj []byte, err error) {
 		if err == nil {
 			_, err = p.Add(ctx, e, obj)
@@ -139,7 +148,8 @@ func (w *Writer) store(p *repo.Packer, b *repo.ChunkBuffers, id repo.Hash, chunk
 			w.T.Fatal(err)
 		}
 	}
-	if len(chunk) < 32<<10 {
+	cfg := w.R.Config()
+	if len(chunk) < cfg.PackThreshold {
 		obj, err := w.R.SealChunk(id, chunk, codec, b)
 		add(repo.IndexEntry{ID: id, Kind: repo.KindChunk}, obj, err)
 		return
@@ -151,7 +161,7 @@ func (w *Writer) store(p *repo.Packer, b *repo.ChunkBuffers, id repo.Hash, chunk
 		base := prev[i]
 		bd, found, err := w.R.GetDigest(ctx, base, b)
 		depth, derr := w.R.Depth(ctx, base)
-		if err == nil && derr == nil && found && depth < 3 {
+		if err == nil && derr == nil && found && depth < cfg.MaxDeltaDepth {
 			if pages := repo.ChangedPages(chunk, bd); 2*len(pages) <= len(chunk)/repo.PageSize {
 				obj, err := w.R.SealDelta(base, chunk, pages, codec, b)
 				add(repo.IndexEntry{ID: id, Kind: repo.KindDelta, Depth: uint8(depth + 1), Base: base}, obj, err)
