@@ -40,7 +40,7 @@ type ledger struct {
 // of them gives. It returns the names of the ledger objects it read, for DeleteLedger once
 // the merged ledger is written. A ledger object that cannot be read is passed to bad and
 // counted as read (its times are lost, so those objects are read again: a ledger is a
-// schedule, not a proof).
+// schedule, not a proof). A ledger object of another format (a newer pgward's) is left alone.
 func (r *Repo) LoadLedger(ctx context.Context, bad func(name string, err error)) (map[string]int64, []string, error) {
 	names, err := r.listNames(ctx, verifyLedgerPrefix)
 	if err != nil {
@@ -59,8 +59,7 @@ func (r *Repo) LoadLedger(ctx context.Context, bad func(name string, err error))
 			continue
 		}
 		if l.Format != LedgerFormat {
-			bad(name, fmt.Errorf("%s: ledger format %d is not supported by this pgward", name, l.Format))
-			continue // a newer pgward's: left alone
+			continue // a newer pgward's: neither read nor deleted
 		}
 		read = append(read, name)
 		for obj, t := range l.Objects {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/contents"
 	"github.com/pgward/pgward/repo/local"
 	"github.com/pgward/pgward/repo/repotest"
 	"github.com/pgward/pgward/verify"
@@ -87,7 +88,24 @@ func benchRepo(b *testing.B) (*repo.Repo, *repotest.Writer, *benchCluster) {
 	for range benchBackups {
 		w.Backup(c.next())
 	}
-	b.Logf("wrote %d backups in %s", benchBackups, time.Since(start).Round(time.Millisecond))
+	s, err := contents.Load(b.Context(), r, func(string, error) error { return nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	deltas, stored := 0, int64(0)
+	for k := range s.Chosen {
+		if k.Kind == repo.KindDelta {
+			deltas++
+		}
+	}
+	for _, size := range s.Packs {
+		stored += size
+	}
+	for _, size := range s.Whole {
+		stored += size
+	}
+	b.Logf("wrote %d backups in %s: %d chunk objects, %d packs, %d page deltas, %d MiB stored",
+		benchBackups, time.Since(start).Round(time.Millisecond), len(s.Whole), len(s.Packs), deltas, stored>>20)
 	return r, w, c
 }
 
