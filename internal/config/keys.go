@@ -404,7 +404,7 @@ var registry = []*Key{
 		Help:  "why the backup is pinned (shown by list and info)",
 		field: func(o *Options) any { return &o.Note }},
 	{Name: "lock-wait", Kind: Duration, Default: "10m", Commands: lockCommands,
-		Help:  "how long to wait for a repository lock held by another process (a backup waits out a garbage collection sweep; expire waits for running backups before it sweeps)",
+		Help:  "how long to wait for a repository lock held by another process (a backup or verify waits out a garbage collection sweep; expire waits for running backups and verify before it sweeps)",
 		field: func(o *Options) any { return &o.LockWait },
 		check: checked(func(d time.Duration) error {
 			if d < 0 {
