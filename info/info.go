@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/contents"
@@ -51,21 +50,12 @@ type Cluster struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Backup describes one backup.
+// Backup describes one backup: what list says of it (StoredBytes is what it added to the
+// repository when it was taken), then what every object it needs occupies, its manifest
+// included (ReferencedBytes), the part of that no other backup needs (UniqueBytes), and its
+// pin.
 type Backup struct {
-	ID        string    `json:"id"`
-	StartTime time.Time `json:"start_time"`
-	StopTime  time.Time `json:"stop_time"`
-	StartLSN  string    `json:"start_lsn"`
-	StopLSN   string    `json:"stop_lsn"`
-	Timeline  uint32    `json:"timeline"`
-	PGVersion int       `json:"pg_version"`
-	Label     string    `json:"label"`
-	// DBBytes is the logical size; StoredBytes what the backup added to the repository when
-	// it was taken (as list shows it); ReferencedBytes what every object it needs occupies,
-	// its manifest included; UniqueBytes the part of that no other backup needs.
-	DBBytes         int64   `json:"db_bytes"`
-	StoredBytes     int64   `json:"stored_bytes"`
+	restore.BackupReport
 	ReferencedBytes int64   `json:"referenced_bytes"`
 	UniqueBytes     int64   `json:"unique_bytes"`
 	DedupRatio      float64 `json:"dedup_ratio"`
@@ -185,9 +175,8 @@ func describe(ctx context.Context, r *repo.Repo, cat *restore.Catalog, a *accoun
 	c := Cluster{Report: *catRep, Backups: []Backup{}}
 	for _, m := range cat.Backups {
 		u := a.usage[usageKey{m.Cluster, m.ID}]
-		b := Backup{ID: m.ID, StartTime: m.StartTime.UTC(), StopTime: m.StopTime.UTC(), StartLSN: m.StartLSN, StopLSN: m.StopLSN,
-			Timeline: m.Timeline, PGVersion: m.PGVersion, Label: m.Label, DBBytes: m.DBBytes, StoredBytes: m.StoredBytes,
-			ReferencedBytes: u.referenced, UniqueBytes: u.unique, DedupRatio: ratio(m.DBBytes, u.referenced)}
+		b := Backup{BackupReport: restore.BackupReportOf(r.String(), m), ReferencedBytes: u.referenced, UniqueBytes: u.unique,
+			DedupRatio: ratio(m.DBBytes, u.referenced)}
 		if p, ok := pins[m.ID]; ok {
 			b.Pinned, b.PinNote = true, p.Note
 		}

@@ -60,28 +60,14 @@ func (v *run) rebuildDeltas(ctx context.Context) error {
 		}
 	}
 	slices.SortFunc(roots, func(a, b repo.Hash) int { return strings.Compare(a.String(), b.String()) })
-	work := make(chan repo.Hash)
-	var wg sync.WaitGroup
-	for range v.o.Jobs {
-		wg.Go(func() {
-			var b repo.ChunkBuffers
-			bufs := make([][]byte, v.r.Config().MaxDeltaDepth+2)
-			for root := range work {
-				v.rebuildTree(ctx, root, &b, bufs)
-			}
-		})
+	type scratch struct {
+		b    repo.ChunkBuffers
+		bufs [][]byte
 	}
-feed:
-	for _, root := range roots {
-		select {
-		case work <- root:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	err := each(ctx, v.o.Jobs, roots, func() *scratch {
+		return &scratch{bufs: make([][]byte, v.r.Config().MaxDeltaDepth+2)}
+	}, func(s *scratch, root repo.Hash) { v.rebuildTree(ctx, root, &s.b, s.bufs) })
+	if err != nil {
 		return err
 	}
 	// A delta never reached from a root lies on a cycle of bases: damage.

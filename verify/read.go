@@ -36,38 +36,24 @@ func (v *run) readData(ctx context.Context) error {
 
 	var mu sync.Mutex
 	sound, damaged := map[string]int64{}, map[string]bool{}
-	work := make(chan *unit)
-	var wg sync.WaitGroup
-	for range v.o.Jobs {
-		wg.Go(func() {
-			var b repo.ChunkBuffers
-			for u := range work {
-				n, ok, read := v.read(ctx, u, &b)
-				mu.Lock()
-				if read {
-					v.res.Counts.ObjectsRead++
-					v.res.BytesRead += n
-					if ok {
-						sound[u.name] = v.o.Now().Unix()
-					} else {
-						damaged[u.name] = true
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-feed:
-	for _, u := range todo {
-		select {
-		case work <- u:
-		case <-ctx.Done():
-			break feed
+	// Objects are read whole into fresh buffers: they differ in size by three orders of
+	// magnitude (a pin, a pack, a WAL segment), and each is garbage once checked.
+	err = each(ctx, v.o.Jobs, todo, func() struct{} { return struct{}{} }, func(_ struct{}, u *unit) {
+		n, ok, read := v.read(ctx, u)
+		mu.Lock()
+		defer mu.Unlock()
+		if !read {
+			return
 		}
-	}
-	close(work)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+		v.res.Counts.ObjectsRead++
+		v.res.BytesRead += n
+		if ok {
+			sound[u.name] = v.o.Now().Unix()
+		} else {
+			damaged[u.name] = true
+		}
+	})
+	if err != nil {
 		return err
 	}
 	if v.indexDamaged() {
@@ -92,9 +78,9 @@ feed:
 // read reads and checks one object. It returns the bytes read, whether the object is sound,
 // and whether it was read at all (an object that vanished, as expire may make a pin or WAL
 // vanish, was not).
-func (v *run) read(ctx context.Context, u *unit, b *repo.ChunkBuffers) (n int64, ok, read bool) {
+func (v *run) read(ctx context.Context, u *unit) (n int64, ok, read bool) {
 	if u.kind == unitPack {
-		return v.readPack(ctx, u, b)
+		return v.readPack(ctx, u)
 	}
 	plain, err := v.r.ReadObject(ctx, u.name)
 	if errors.Is(err, repo.ErrNotFound) && v.vanished(ctx, u) {
@@ -192,7 +178,7 @@ func (v *run) reportUnit(u *unit, err error) {
 // readPack reads a pack whole, checks every entry the index names in it, and queues for
 // rebuilding the page deltas in it that count (chosen) and are needed (or all of them, with
 // --all).
-func (v *run) readPack(ctx context.Context, u *unit, b *repo.ChunkBuffers) (int64, bool, bool) {
+func (v *run) readPack(ctx context.Context, u *unit) (int64, bool, bool) {
 	ok := true
 	bad := map[repo.IndexEntry]bool{}
 	n, err := v.r.CheckPack(ctx, u.name, u.entries, func(e repo.IndexEntry, err error) {

@@ -27,8 +27,9 @@ recovery can reach per timeline with the gaps in them (as 'pgward list' shows th
 chunk_size, content_bytes, content_objects, unreferenced_bytes, last_verify (null, or time,
 duration_seconds, ok, scope, mode, objects_read, bytes_read, problem_count, problems),
 clusters (the keys of 'list --json' clusters: repo, cluster, system_identifier, pg_major,
-wal_segment_size, timelines, windows, damaged; and backups (id, start_time, stop_time,
-start_lsn, stop_lsn, timeline, pg_version, label, db_bytes, stored_bytes,
+wal_segment_size, timelines, windows, damaged; and backups (the keys of 'list --json'
+backups: id, cluster, repo, start_time, stop_time, start_lsn, stop_lsn, timeline,
+pg_version, system_identifier, db_bytes, stored_bytes, compress, label; and
 referenced_bytes, unique_bytes, dedup_ratio, pinned, pin_note), db_bytes,
 referenced_bytes, unique_bytes, dedup_ratio, wal_files, wal_bytes, error).`,
 		Example: `  pgward info
