@@ -157,15 +157,19 @@ func (p *Plan) planPacks(o Options) {
 	}
 	// The index is rewritten when any index object names something not chosen and live (a
 	// dead entry, a duplicate, an entry of a pack that is gone) or a pack that moves, or when
-	// there are too many index objects.
+	// there are too many index objects. A duplicate may equal the chosen entry (a sweep that
+	// stopped after writing the new index left the old one, naming the same places): it is
+	// still a duplicate.
 	p.Reindex = len(p.Repack) > 0 || len(s.Indexes) > o.MaxIndexObjects
+	listed := map[entryKey]bool{}
 	for _, x := range s.Indexes {
 		for _, e := range x.Entries {
 			k := entryKey{ID: e.ID, Kind: e.Kind}
-			if !l.entries[k] || s.Chosen[k] != e || repacked[e.Pack] {
+			if !l.entries[k] || s.Chosen[k] != e || repacked[e.Pack] || listed[k] {
 				p.Reindex = true
 				break
 			}
+			listed[k] = true
 		}
 	}
 	if p.Reindex {

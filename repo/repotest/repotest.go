@@ -8,6 +8,8 @@ package repotest
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -84,7 +86,10 @@ func (w *Writer) Backup(files map[string][]byte) *repo.Manifest {
 		StartLSN: wal.FormatLSN(seg + 0x28), StopLSN: wal.FormatLSN(seg + 0x100), StartTime: at, StopTime: at.Add(time.Second)}
 	w.archive(cluster, uint64(w.N))
 	next := map[string][]repo.Hash{}
-	for path, data := range files {
+	// In path order, so that the same files make the same packs: tests compare repositories
+	// built twice.
+	for _, path := range slices.Sorted(maps.Keys(files)) {
+		data := files[path]
 		f := repo.File{Path: path, Type: repo.TypeFile, Mode: 0o600, Size: int64(len(data))}
 		for i := 0; i*size < len(data); i++ {
 			chunk := data[i*size : min((i+1)*size, len(data))]
