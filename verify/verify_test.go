@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgward/pgward/crypt"
+	"github.com/pgward/pgward/gc"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/contents"
 	"github.com/pgward/pgward/repo/repotest"
@@ -423,5 +425,66 @@ func TestWaitsForSweep(t *testing.T) {
 	_, err = verify.Run(t.Context(), f.r, verify.Options{Cluster: "main"})
 	if err == nil || !strings.Contains(err.Error(), "expire") {
 		t.Fatalf("verify under an exclusive lock: %v", err)
+	}
+}
+
+// In an encrypted repository every byte is authenticated: a flip anywhere in a WAL segment,
+// even in the framing of its long runs of zeros, is found.
+func TestEncrypted(t *testing.T) {
+	mem := storagetest.NewMemory()
+	kdf, err := crypt.DefaultKDFParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf.N = 1 << 14
+	r, err := repo.Init(t.Context(), mem, repo.InitOptions{Passphrase: []byte("secret"), KDF: &kdf, ChunkSize: repotest.ChunkSize,
+		PackThreshold: 32 << 10, PackSize: 20 << 10, MaxDeltaDepth: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &repotest.Writer{T: t, R: r}
+	for v := range 3 {
+		w.Backup(repotest.Files(v))
+	}
+	if res, err := verify.Run(t.Context(), r, verify.Options{All: true, Mode: verify.ReadData}); err != nil || !res.OK {
+		t.Fatalf("a sound encrypted repository: %v %+v", err, res)
+	}
+	seg := objectsOf(t, mem, "clusters/main/wal/")[0]
+	for _, at := range []int{100, 2000, -1} {
+		rewrite(t, mem, seg, flipAt(at))
+		res, err := verify.Run(t.Context(), r, verify.Options{All: true, Mode: verify.ReadData})
+		if err != nil || res.OK || res.Problems[0].Object != seg || res.Problems[0].Kind != verify.KindWAL {
+			t.Errorf("flip at %d of %s: %v %+v", at, seg, err, res.Problems)
+		}
+		rewrite(t, mem, seg, flipAt(at))
+	}
+}
+
+// After backups are removed and the garbage collected, the repository verifies, and the
+// ledger forgets the objects that went.
+func TestAfterCollection(t *testing.T) {
+	f := newFixture(t, 4)
+	ctx := t.Context()
+	f.verify(t, verify.Options{All: true, Mode: verify.ReadData})
+	for _, id := range f.ids[1:3] {
+		if err := f.r.DeleteManifest(ctx, "main", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := gc.Collect(ctx, f.r, repo.LockRequest{Purpose: "test"}, gc.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	res := f.verify(t, verify.Options{All: true, Mode: verify.ReadSubset})
+	if !res.OK || res.Counts.Backups != 2 {
+		t.Fatalf("after a collection: %+v", res)
+	}
+	ledger, _, err := f.r.LoadLedger(ctx, func(string, error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range ledger {
+		if _, err := f.mem.Stat(ctx, name); err != nil {
+			t.Errorf("the ledger still lists %s: %v", name, err)
+		}
 	}
 }
