@@ -9,8 +9,8 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
-	"slices"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
