@@ -94,8 +94,8 @@ type Result struct {
 	// Scope says what was checked, e.g. "cluster main, every backup, WAL archive".
 	Scope string `json:"scope"`
 	Mode  Mode   `json:"mode"`
-	// SubsetPercent is the share asked for with read-data-subset.
-	SubsetPercent float64 `json:"subset_percent,omitempty"`
+	// SubsetPercent is the share asked for with read-data-subset (absent in other modes).
+	SubsetPercent *float64 `json:"subset_percent,omitempty"`
 	// OK is true when no problem was found.
 	OK              bool    `json:"ok"`
 	Counts          Counts  `json:"counts"`
@@ -164,7 +164,7 @@ func Run(ctx context.Context, r *repo.Repo, o Options) (*Result, error) {
 	v := &run{r: r, o: o, probs: newProblems(), pieces: map[contents.Key]bool{}, units: map[string]*unit{},
 		res: &Result{Repository: r.String(), Mode: o.Mode, Problems: []repo.VerifyProblem{}}}
 	if o.Mode == ReadSubset {
-		v.res.SubsetPercent = o.Subset
+		v.res.SubsetPercent = &o.Subset
 	}
 	if err := v.check(ctx); err != nil {
 		return nil, err

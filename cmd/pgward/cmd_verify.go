@@ -151,7 +151,7 @@ func printVerify(w io.Writer, res *verify.Result, o verify.Options) {
 	c := res.Counts
 	mode := string(res.Mode)
 	if res.Mode == verify.ReadSubset {
-		mode = fmt.Sprintf("%s %g%%", mode, res.SubsetPercent)
+		mode = fmt.Sprintf("%s %g%%", mode, *res.SubsetPercent)
 	}
 	fmt.Fprintf(w, "%s: %s (%s): %d backups, %d chunks, %d WAL segments to consistency checked", res.Repository, res.Scope, mode, c.Backups, c.Chunks, c.WALSegments)
 	if res.Mode != verify.Structure {
