@@ -90,11 +90,11 @@ func verifyOptions(o *config.Options) (verify.Options, error) {
 		}
 		opts.Mode, opts.Subset = verify.ReadSubset, v.Subset
 	}
-	if o.Origin("backup") != config.FromDefault {
+	if v.Backup != "" {
 		if v.All {
 			return opts, errors.New("give --backup ID (one backup) or --all (everything), not both")
 		}
-		opts.Backup = o.Restore.Backup
+		opts.Backup = v.Backup
 	}
 	if !v.All {
 		var err error

@@ -124,6 +124,8 @@ type Keep struct {
 // Verify holds verify's options. Subset is a percentage, meaningful only when the key
 // read-data-subset was given (Origin tells).
 type Verify struct {
+	// Backup is the one backup to verify ("" every backup of the cluster).
+	Backup             string
 	All, WAL, ReadData bool
 	Subset             float64
 	Period             time.Duration

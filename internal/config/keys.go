@@ -276,8 +276,8 @@ var registry = []*Key{
 	{Name: "pgdata", Commands: []string{"restore"},
 		Help:  "directory to restore into (must be empty or absent; required)",
 		field: func(o *Options) any { return &o.Restore.PGData }},
-	{Name: "backup", Default: "latest", Commands: []string{"restore", "verify"},
-		Help:  "backup ID, or latest: restore restores it (latest: the newest readable one that can reach the target); verify checks only it (default: every backup of the cluster)",
+	{Name: "backup", Default: "latest", Commands: []string{"restore"},
+		Help:  "backup ID to restore, or latest (the newest readable one that can reach the target)",
 		field: func(o *Options) any { return &o.Restore.Backup }},
 	{Name: "tablespace-map", Kind: List, SplitCommas: true, Commands: []string{"restore"},
 		Help:  "move a tablespace: OID=DIR (repeatable)",
@@ -422,6 +422,11 @@ var registry = []*Key{
 			return nil
 		})},
 
+	// verify's --backup has no default (every backup), unlike restore's.
+	{Name: "verify-backup", FlagName: "backup", Commands: []string{"verify"}, In: FlagLayer | EnvLayer, emptyUnset: true,
+		DocDefault: "every backup of the cluster",
+		Help:       "verify only this backup: an ID, or latest",
+		field:      func(o *Options) any { return &o.Verify.Backup }},
 	{Name: "all", Kind: Bool, Default: "false", Commands: []string{"verify"}, In: FlagLayer,
 		Help:  "verify every cluster, every backup and the whole WAL archive; with --read-data, every object in the repository",
 		field: func(o *Options) any { return &o.Verify.All }},
