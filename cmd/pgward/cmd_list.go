@@ -16,28 +16,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// backupJSON is the stable shape of 'list --json': scripts parse these names.
-type backupJSON struct {
-	ID               string    `json:"id"`
-	Cluster          string    `json:"cluster"`
-	Repo             string    `json:"repo"`
-	StartTime        time.Time `json:"start_time"`
-	StopTime         time.Time `json:"stop_time"`
-	StartLSN         string    `json:"start_lsn"`
-	StopLSN          string    `json:"stop_lsn"`
-	Timeline         uint32    `json:"timeline"`
-	PGVersion        int       `json:"pg_version"`
-	SystemIdentifier string    `json:"system_identifier"`
-	DBBytes          int64     `json:"db_bytes"`
-	StoredBytes      int64     `json:"stored_bytes"`
-	Compress         string    `json:"compress"`
-	Label            string    `json:"label"`
-}
-
 // listJSON is the stable shape of 'list --json'.
 type listJSON struct {
-	Backups  []backupJSON      `json:"backups"`
-	Clusters []*restore.Report `json:"clusters"`
+	Backups  []restore.BackupReport `json:"backups"`
+	Clusters []*restore.Report      `json:"clusters"`
 }
 
 func newListCmd(o *config.Options) *cobra.Command {
@@ -69,7 +51,7 @@ cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 					return err
 				}
 			}
-			out := listJSON{Backups: []backupJSON{}, Clusters: []*restore.Report{}}
+			out := listJSON{Backups: []restore.BackupReport{}, Clusters: []*restore.Report{}}
 			for _, r := range repos {
 				clusters := []string{}
 				if one {
@@ -87,7 +69,7 @@ cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 						return fmt.Errorf("listing cluster %s in %s: %w", c, r, err)
 					}
 					for _, m := range cat.Backups {
-						out.Backups = append(out.Backups, toJSON(r, m))
+						out.Backups = append(out.Backups, restore.BackupReportOf(r.String(), m))
 					}
 					rep, err := cat.Report(ctx, r.String())
 					if err != nil {
@@ -229,10 +211,4 @@ func clusterKnown(ctx context.Context, repos []*repo.Repo, cluster string) error
 		return fmt.Errorf("cluster %q is in no repository, which hold no cluster yet: the first backup or archive-push records one", cluster)
 	}
 	return fmt.Errorf("cluster %q is in no repository; the clusters there are: %s (give one with --cluster)", cluster, strings.Join(all, ", "))
-}
-
-func toJSON(r *repo.Repo, m *repo.Manifest) backupJSON {
-	return backupJSON{ID: m.ID, Cluster: m.Cluster, Repo: r.String(), StartTime: m.StartTime, StopTime: m.StopTime,
-		StartLSN: m.StartLSN, StopLSN: m.StopLSN, Timeline: m.Timeline, PGVersion: m.PGVersion,
-		SystemIdentifier: m.SystemIdentifier, DBBytes: m.DBBytes, StoredBytes: m.StoredBytes, Compress: m.Compress, Label: m.Label}
 }

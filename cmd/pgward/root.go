@@ -35,6 +35,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newExpireCmd(o), newPinCmd(o), newUnpinCmd(o), newDrillCmd(o), newDaemonCmd(o))
 	root.AddCommand(newVersionCmd(o), newManCmd(o))
 	root.AddCommand(newKeyCmd(o))
+	root.AddCommand(newVerifyCmd(o), newInfoCmd(o))
 	defineFlags(root)
 	registerCompletions(root)
 	root.SetFlagErrorFunc(flagError)

@@ -32,10 +32,12 @@ const (
 	// Passphrase keys name where the passphrase comes from; they are resolved
 	// together (see Passphrase), not one by one.
 	Passphrase
+	// Percent is a share from 0 to 100, with or without a % sign (5%, 0.5, 100%).
+	Percent
 )
 
 var kindNames = [...]string{String: "string", List: "list", Bool: "bool", Int: "int", Duration: "duration",
-	Size: "size", Codec: "codec", Passphrase: "passphrase source"}
+	Size: "size", Codec: "codec", Passphrase: "passphrase source", Percent: "percent"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -145,7 +147,7 @@ const S3Group = "s3"
 var (
 	keepCommands   = []string{"expire", "backup"}
 	daemonCommands = []string{"daemon"}
-	lockCommands   = []string{"backup", "expire"}
+	lockCommands   = []string{"backup", "expire", "verify"}
 	walCommands    = []string{"archive-push", "wal-receive"}
 	spoolCommands  = []string{"archive-push", "archive-get", "wal-receive"}
 	// newKeyCommands make a key with a new passphrase.
@@ -261,8 +263,8 @@ var registry = []*Key{
 		Help:  "compression of backups: zstd, zstd:N (1-19), lz4 or none",
 		field: func(o *Options) any { return &o.Compress }},
 	{Name: "jobs", Short: "j", Kind: Int, Default: strconv.Itoa(runtime.NumCPU()), DocDefault: "the number of CPUs",
-		Commands: []string{"backup", "restore", "drill"},
-		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers)",
+		Commands: []string{"backup", "restore", "drill", "verify"},
+		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers; verify: objects read at once)",
 		field:    func(o *Options) any { return &o.Jobs },
 		check: checked(func(n int) error {
 			if n < 1 {
@@ -300,7 +302,7 @@ var registry = []*Key{
 		Help:  "libpq connection string or URI of the primary, for --backup-standby on or prefer: the standby must have its system identifier and timeline",
 		field: func(o *Options) any { return &o.PrimaryConn }},
 
-	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill", "check", "version", "backup", "restore"},
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill", "check", "version", "backup", "restore", "verify", "info"},
 		Help:  "print a JSON object",
 		field: func(o *Options) any { return &o.JSON }},
 
@@ -506,7 +508,7 @@ var registry = []*Key{
 		Help:  "daemon: how long a hook may run before it is killed",
 		field: func(o *Options) any { return &o.Daemon.HookTimeout }, check: positive("30s")},
 	{Name: "lock-wait", Kind: Duration, Default: "10m", Commands: lockCommands,
-		Help:  "how long to wait for a repository lock held by another process (a backup waits out a garbage collection sweep; expire waits for running backups before it sweeps)",
+		Help:  "how long to wait for a repository lock held by another process (a backup or verify waits out a garbage collection sweep; expire waits for running backups and verify before it sweeps)",
 		field: func(o *Options) any { return &o.LockWait },
 		check: checked(func(d time.Duration) error {
 			if d < 0 {
@@ -527,6 +529,28 @@ var registry = []*Key{
 	{Name: "nagios", Kind: Bool, Default: "false", Commands: []string{"check"}, In: FlagLayer,
 		Help:  "print one Nagios/Icinga status line and exit 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN)",
 		field: func(o *Options) any { return &o.Nagios }},
+	// verify's --backup has no default (every backup), unlike restore's.
+	{Name: "verify-backup", FlagName: "backup", Commands: []string{"verify"}, In: FlagLayer | EnvLayer, emptyUnset: true,
+		DocDefault: "every backup of the cluster",
+		Help:       "verify only this backup: an ID, or latest",
+		field:      func(o *Options) any { return &o.Verify.Backup }},
+	{Name: "all", Kind: Bool, Default: "false", Commands: []string{"verify"}, In: FlagLayer,
+		Help:  "verify every cluster, every backup and the whole WAL archive; with --read-data, every object in the repository",
+		field: func(o *Options) any { return &o.Verify.All }},
+	{Name: "wal", Kind: Bool, Default: "false", Commands: []string{"verify"}, In: FlagLayer,
+		Help:  "verify the cluster's whole WAL archive too: gaps per timeline, history files; with --read-data every WAL file and summary is read",
+		field: func(o *Options) any { return &o.Verify.WAL }},
+	{Name: "read-data", Kind: Bool, Default: "false", Commands: []string{"verify"},
+		Help:  "read every object in scope and check its tag and content hash (default: check that every object is present, read only metadata)",
+		field: func(o *Options) any { return &o.Verify.ReadData }},
+	{Name: "read-data-subset", Kind: Percent, DocDefault: "not set", Commands: []string{"verify"},
+		Help:  "read the objects in scope never verified or last verified before verify-period, then the longest unverified until N% of the bytes are read (0% allowed)",
+		field: func(o *Options) any { return &o.Verify.Subset }},
+	{Name: "verify-period", Kind: Duration, Default: "30d", Commands: []string{"verify"},
+		Help:  "read-data-subset reads every object again once its last verification is older than this",
+		field: func(o *Options) any { return &o.Verify.Period },
+		check: positive("30d")},
+
 	{Name: "timeout", Kind: Duration, Default: "60s", Commands: []string{"check"},
 		Help:  "how long to wait for the switched segment to be archived",
 		field: func(o *Options) any { return &o.Timeout },
