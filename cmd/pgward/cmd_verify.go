@@ -38,7 +38,7 @@ func newVerifyCmd(o *config.Options) *cobra.Command {
 verify holds a shared repository lock (expire's garbage collection waits for it, up to
 --lock-wait the other way round) and reads --jobs objects at once. Every problem is printed
 on one line naming the object and the backups that need it; any problem makes verify exit
-with status 2. Each run's result is kept in the repository (info shows the last one).
+with status 3. Each run's result is kept in the repository (info shows the last one).
 
 --json prints an array with one object per repository: repository, scope, mode,
 subset_percent, ok, counts (clusters, backups, chunks, wal_segments, objects, objects_read,

@@ -35,7 +35,7 @@ type verifyOut []struct {
 func verifyJSON(t *testing.T, repoDir string, wantOK bool, args ...string) verifyOut {
 	t.Helper()
 	r := runPgward(t, true, nil, append([]string{"verify", "--json", "--repo", repoDir}, args...)...)
-	if (r.code == 0) != wantOK || (r.code != 0 && r.code != 2) {
+	if (r.code == 0) != wantOK || (r.code != 0 && r.code != 3) {
 		t.Fatalf("verify %v: %s", args, r)
 	}
 	var out verifyOut
@@ -179,7 +179,7 @@ func TestVerify(t *testing.T) {
 			flipByte(t, d.path)
 		}
 		r := runPgward(t, true, nil, "verify", "--all", "--read-data", "--repo", a.repo)
-		if r.code != 2 || !strings.Contains(r.stderr, "verify found") {
+		if r.code != 3 || !strings.Contains(r.stderr, "verify found") {
 			t.Errorf("%s: verify exits %d: %s", d.name, r.code, r)
 		}
 		line := ""
