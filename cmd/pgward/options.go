@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -109,6 +110,10 @@ func setupLogging(o *config.Options) error {
 		return err // the registry refuses it first, naming where it came from
 	}
 	h := &slog.HandlerOptions{Level: lvl}
+	var w io.Writer = os.Stderr
+	if stderrIsTerminal() {
+		w = clearLine{os.Stderr} // a log line replaces a progress bar drawn there
+	}
 	if o.LogFormat == "json" {
 		// Durations in seconds (a float), not Go's nanoseconds: what a log pipeline expects.
 		h.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
@@ -117,11 +122,22 @@ func setupLogging(o *config.Options) error {
 			}
 			return a
 		}
-		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, h)))
+		slog.SetDefault(slog.New(slog.NewJSONHandler(w, h)))
 	} else {
-		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, h)))
+		slog.SetDefault(slog.New(slog.NewTextHandler(w, h)))
 	}
 	return nil
+}
+
+// clearLine erases the terminal's current line before each log record, so that a record
+// does not run on after a progress bar; the bar is drawn again on its next tick.
+type clearLine struct{ w io.Writer }
+
+func (c clearLine) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(c.w, "\r\x1b[K"); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // locationOptions are the options every repository location is opened with.
