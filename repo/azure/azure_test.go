@@ -1,0 +1,151 @@
+package azure
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/storagetest"
+	"github.com/pgward/pgward/test/azuritetest"
+)
+
+// env returns a Getenv with the server's account and key, overridden by kv pairs.
+func env(srv *azuritetest.Server, kv ...string) func(string) string {
+	m := map[string]string{envAccount: srv.Account, envKey: srv.Key}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func testConfig(srv *azuritetest.Server, containerName string) Config {
+	return Config{Container: containerName, Endpoint: srv.Endpoint, Getenv: env(srv)}
+}
+
+// TestConformance runs the suite with a container per subtest (created by Create), objects
+// at the container's root, and a small block size so that objects of a few MiB are staged
+// in blocks.
+func TestConformance(t *testing.T) {
+	srv := azuritetest.Start(t)
+	storagetest.Run(t, func(t *testing.T) repo.Storage {
+		c := testConfig(srv, azuritetest.ContainerName(t))
+		c.BlockSize = 1 << 20
+		st, err := Create(t.Context(), c)
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		return st
+	})
+}
+
+// TestConformancePrefix runs the suite in one container shared by all subtests, each under
+// its own prefix; "p/1" and "p/10" share a string prefix, so a listing that does not stop at
+// the prefix's slash shows another subtest's objects.
+func TestConformancePrefix(t *testing.T) {
+	srv := azuritetest.Start(t)
+	name := azuritetest.ContainerName(t)
+	srv.CreateContainer(t, name)
+	n := 0
+	storagetest.Run(t, func(t *testing.T) repo.Storage {
+		n++
+		c := testConfig(srv, name)
+		c.Prefix = fmt.Sprintf("/p/%d/", n)
+		st, err := Open(t.Context(), c)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if want := fmt.Sprintf("azure://%s/p/%d", name, n); st.String() != want {
+			t.Fatalf("String() = %q, want %q", st.String(), want)
+		}
+		return st
+	})
+}
+
+// TestOpenErrors: a missing container, a wrong key and missing credentials each give one
+// sentence, classified, and never show the key.
+func TestOpenErrors(t *testing.T) {
+	srv := azuritetest.Start(t)
+	name := azuritetest.ContainerName(t)
+	srv.CreateContainer(t, name)
+	wrongKey := "AAAA" + srv.Key[4:]
+	cases := []struct {
+		name string
+		cfg  Config
+		is   error
+		want string
+	}{
+		{"MissingContainer", testConfig(srv, "no-such-container"), fs.ErrNotExist,
+			"container no-such-container does not exist (create it, or run pgward init which creates it) (HTTP 404 ContainerNotFound)"},
+		{"WrongKey", Config{Container: name, Endpoint: srv.Endpoint, Getenv: env(srv, envKey, wrongKey)}, fs.ErrPermission,
+			"access denied to container " + name + ": check the credentials"},
+		{"NoCredentials", Config{Container: name, Endpoint: srv.Endpoint, Getenv: env(srv, envKey, "")}, nil,
+			"no Azure credentials for the plain-http endpoint"},
+		{"BadKey", Config{Container: name, Endpoint: srv.Endpoint, Getenv: env(srv, envKey, "not base64!")}, nil,
+			"AZURE_STORAGE_KEY is not a valid account key"},
+		{"NoAccount", Config{Container: name, Getenv: env(srv, envAccount, "")}, nil,
+			"no storage account: set AZURE_STORAGE_ACCOUNT"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(t.Context(), tc.cfg)
+			if err == nil {
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Open: %v\nwant it to contain %q", err, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("Open: %v is not %v", err, tc.is)
+			}
+			if strings.Contains(err.Error(), srv.Key) || strings.Contains(err.Error(), wrongKey) {
+				t.Errorf("error shows the key: %v", err)
+			}
+			var tr interface{ Transient() bool }
+			if errors.As(err, &tr) && tr.Transient() {
+				t.Errorf("error is transient, want permanent: %v", err)
+			}
+		})
+	}
+}
+
+// TestSAS: a SAS token for the container is enough to use it.
+func TestSAS(t *testing.T) {
+	srv := azuritetest.Start(t)
+	name := azuritetest.ContainerName(t)
+	srv.CreateContainer(t, name)
+	sas := srv.ContainerSAS(t, name)
+	st, err := Open(t.Context(), Config{Container: name, Endpoint: srv.Endpoint, Getenv: env(srv, envKey, "", envSAS, "?"+sas)})
+	if err != nil {
+		t.Fatalf("Open with a SAS token: %v", err)
+	}
+	if err := st.Put(t.Context(), "x", strings.NewReader("sas"), 3); err != nil {
+		t.Fatalf("Put with a SAS token: %v", err)
+	}
+	if got := srv.BlobNames(t, name, ""); len(got) != 1 || got[0] != "x" {
+		t.Fatalf("blobs after Put with a SAS token: %v", got)
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct{ in, container, prefix, err string }{
+		{"azure://backups/pg/main", "backups", "pg/main", ""},
+		{"azure://backups", "backups", "", ""},
+		{"azure://backups/", "backups", "", ""},
+		{"azure://Backups/x", "", "", "lowercase"},
+		{"azure://ab/x", "", "", "3 to 63"},
+		{"azure://a--b/x", "", "", "single hyphens"},
+		{"azure://abc/x?sig=1", "", "", "query"},
+		{"azure://abc/a/../b", "", "", "invalid object name"},
+	} {
+		c, p, err := ParseURL(tc.in)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseURL(%q) error %v, want one containing %q", tc.in, err, tc.err)
+		case tc.err == "" && (err != nil || c != tc.container || p != tc.prefix):
+			t.Errorf("ParseURL(%q) = %q, %q, %v; want %q, %q", tc.in, c, p, err, tc.container, tc.prefix)
+		}
+	}
+}
