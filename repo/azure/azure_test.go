@@ -1,11 +1,14 @@
 package azure
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/storagetest"
@@ -147,5 +150,25 @@ func TestParseURL(t *testing.T) {
 		case tc.err == "" && (err != nil || c != tc.container || p != tc.prefix):
 			t.Errorf("ParseURL(%q) = %q, %q, %v; want %q, %q", tc.in, c, p, err, tc.container, tc.prefix)
 		}
+	}
+}
+
+// TestFailingLargePut: a reader failing after some blocks were staged leaves no blob.
+func TestFailingLargePut(t *testing.T) {
+	srv := azuritetest.Start(t)
+	name := azuritetest.ContainerName(t)
+	srv.CreateContainer(t, name)
+	c := testConfig(srv, name)
+	c.BlockSize = 256 << 10
+	st, err := Open(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := io.MultiReader(bytes.NewReader(make([]byte, 600<<10)), iotest.ErrReader(errors.New("source failed")))
+	if err := st.Put(t.Context(), "big", r, 2<<20); err == nil {
+		t.Fatal("Put with a reader failing after 600 KiB of 2 MiB succeeded")
+	}
+	if names := srv.BlobNames(t, name, ""); len(names) != 0 {
+		t.Fatalf("blobs after a failed Put: %v", names)
 	}
 }

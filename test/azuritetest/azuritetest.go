@@ -14,8 +14,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os/exec"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,29 +109,8 @@ func (s *Server) BlobNames(t testing.TB, container, prefix string) []string {
 	return names
 }
 
-// ContainerName returns a container name unique within this process, derived from the
-// test name (3-63 lowercase letters, digits and single hyphens).
-func ContainerName(t testing.TB) string {
-	var b strings.Builder
-	for _, c := range strings.ToLower(t.Name()) {
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-			b.WriteRune(c)
-		default:
-			if s := b.String(); s != "" && s[len(s)-1] != '-' {
-				b.WriteByte('-')
-			}
-		}
-	}
-	base := b.String()
-	if len(base) > 40 {
-		base = base[len(base)-40:]
-	}
-	base = strings.Trim(base, "-")
-	return fmt.Sprintf("t-%s-%d", base, seq.Add(1))
-}
-
-var seq atomic.Int64
+// ContainerName returns a name unique within this process (servertest.UniqueName).
+func ContainerName(t testing.TB) string { return servertest.UniqueName(t) }
 
 // ContainerSAS returns a SAS token (without "?") allowing every blob operation on the
 // container for an hour.

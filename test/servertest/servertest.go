@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -244,3 +245,29 @@ func (p *Proc) Log() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// UniqueName returns a name unique within this process for a bucket or container, derived
+// from the test name so that a leftover says which test made it: "t-" and up to 40
+// lowercase letters, digits and single hyphens, then "-" and a sequence number (at most 63
+// characters, as S3, Azure and GCS allow).
+func UniqueName(t testing.TB) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(t.Name()) {
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b.WriteRune(c)
+		default:
+			if s := b.String(); s != "" && s[len(s)-1] != '-' {
+				b.WriteByte('-')
+			}
+		}
+	}
+	base := b.String()
+	if len(base) > 40 {
+		base = base[len(base)-40:] // the subtest's name is at the end
+	}
+	base = strings.Trim(base, "-")
+	return fmt.Sprintf("t-%s-%d", base, nameSeq.Add(1))
+}
+
+var nameSeq atomic.Int64
