@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,12 +191,21 @@ func (p *Proc) stop(sig syscall.Signal) {
 	if cmd == nil {
 		return
 	}
+	// Children that left the group (sshd's per-connection processes call setsid) are
+	// found by parentage, before the parent's exit orphans them.
+	kids := descendants(cmd.Process.Pid)
 	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	for _, pid := range kids {
+		_ = syscall.Kill(pid, sig)
+	}
 	select {
 	case <-exited:
 	case <-time.After(stopTimeout):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
+	}
+	for _, pid := range kids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	if p.t.Failed() {
 		p.t.Logf("servertest: %s log:\n%s", p.spec.Name, p.Log())
@@ -221,6 +231,43 @@ func (p *Proc) Restart(t testing.TB) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// descendants returns the pids of every process below pid, read from /proc.
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command may hold spaces and parentheses: fields start after the last ')'.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var out []int
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			out = append(out, c)
+			walk(c)
+		}
+	}
+	walk(pid)
+	return out
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
