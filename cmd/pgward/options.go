@@ -118,6 +118,10 @@ func locationOptions(o *config.Options) location.Options {
 	return location.Options{
 		S3: location.S3Options{Endpoint: s.Endpoint, Region: s.Region, PathStyle: s.PathStyle,
 			SSE: s.SSE, SSEKMSKeyID: s.SSEKMSKeyID, StorageClass: s.StorageClass, RetryMax: s.RetryMax},
+		Azure: location.AzureOptions{Endpoint: o.Azure.Endpoint, RetryMax: o.Azure.RetryMax},
+		GCS:   location.GCSOptions{Endpoint: o.GCS.Endpoint, RetryMax: o.GCS.RetryMax},
+		SFTP: location.SFTPOptions{IdentityFile: o.SFTP.IdentityFile, KnownHostsFile: o.SFTP.KnownHosts,
+			AcceptNewHostKey: o.SFTP.AcceptNewHostKey, RetryMax: o.SFTP.RetryMax},
 		Passphrase:      o.Passphrase.Func(),
 		PassphraseGiven: o.Passphrase.Named(),
 		Log:             slog.Default(),

@@ -1,11 +1,12 @@
-// Package location turns a repository location — a directory or
-// s3://bucket/prefix — into a Storage with its wrappers, and a list of locations
-// into an open repository set. It is the one opener: the CLI and the daemon call it,
+// Package location turns a repository location — a directory, s3://bucket/prefix,
+// azure://container/prefix, gs://bucket/prefix or sftp://user@host[:port]/path — into a
+// Storage with its wrappers, and a list of locations into an open repository set. It is the one opener: the CLI and the daemon call it,
 // so a wrapper added here (retry today, metrics later) reaches every caller.
 //
 // Invariants:
-//   - Remote storage always runs under the retry wrapper, the one retry policy (the
-//     S3 SDK never retries on its own); local storage needs none.
+//   - Remote storage always runs under the retry wrapper, the one retry policy (no
+//     backend's SDK retries on its own), and is opened on first use (see lazy); local
+//     storage needs neither.
 //   - A passphrase source is asked at most once per Open, however many
 //     repositories it unlocks.
 package location
@@ -26,7 +27,10 @@ import (
 
 // Options say how locations are opened.
 type Options struct {
-	S3 S3Options
+	S3    S3Options
+	Azure AzureOptions
+	GCS   GCSOptions
+	SFTP  SFTPOptions
 	// Passphrase is asked (once) when a repository is encrypted; nil when none
 	// was configured.
 	Passphrase func() ([]byte, error)
@@ -54,12 +58,19 @@ var ErrUnsupported = errors.New("unsupported repository location")
 // Storage opens the storage a location names. create is for init: it creates
 // the directory, or the bucket when it is missing.
 func Storage(spec string, o Options, create bool) (repo.Storage, error) {
-	if strings.HasPrefix(spec, "s3://") {
+	switch scheme, _, _ := strings.Cut(spec, "://"); {
+	case !strings.Contains(spec, "://"):
+	case scheme == "s3":
 		return s3Storage(spec, o, create)
-	}
-	if strings.Contains(spec, "://") {
-		scheme, _, _ := strings.Cut(spec, "://")
-		return nil, fmt.Errorf("%w: %s: %s:// repositories are not supported; use a local directory or s3://bucket/prefix", ErrUnsupported, spec, scheme)
+	case scheme == "azure":
+		return azureStorage(spec, o, create)
+	case scheme == "gs":
+		return gcsStorage(spec, o, create)
+	case scheme == "sftp":
+		return sftpStorage(spec, o, create)
+	default:
+		return nil, fmt.Errorf("%w: %s: %s:// repositories are not supported; use a local directory, s3://bucket/prefix, "+
+			"azure://container/prefix, gs://bucket/prefix or sftp://user@host/path", ErrUnsupported, spec, scheme)
 	}
 	if create {
 		return local.Create(spec)
@@ -79,34 +90,47 @@ func s3Storage(spec string, o Options, create bool) (repo.Storage, error) {
 		return nil, err
 	}
 	s := o.S3
-	l := &lazy{
-		cfg: s3.Config{
-			Bucket: bucket, Prefix: prefix,
-			Region: s.Region, Endpoint: s.Endpoint, PathStyle: s.PathStyle,
-			SSE: s.SSE, SSEKMSKeyID: s.SSEKMSKeyID, StorageClass: s.StorageClass,
-		},
-		create: create,
-		name:   "s3://" + bucket,
+	cfg := s3.Config{
+		Bucket: bucket, Prefix: prefix,
+		Region: s.Region, Endpoint: s.Endpoint, PathStyle: s.PathStyle,
+		SSE: s.SSE, SSEKMSKeyID: s.SSEKMSKeyID, StorageClass: s.StorageClass,
 	}
-	if prefix != "" {
-		l.name += "/" + prefix
+	open := s3.Open
+	if create {
+		open = s3.Create
 	}
+	return remote(o, "S3", joinName("s3://"+bucket, prefix), s.RetryMax, func(ctx context.Context) (repo.Storage, error) {
+		return open(ctx, cfg)
+	}), nil
+}
+
+// remote is a remote storage named name, opened by openFn on first use, under the retry
+// wrapper: retried for up to retryMax (retry.DefaultMaxElapsed when 0), each retry logged.
+func remote(o Options, kind, name string, retryMax time.Duration, openFn func(context.Context) (repo.Storage, error)) repo.Storage {
+	l := &lazy{openFn: openFn, name: name}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	maxElapsed := s.RetryMax
-	if maxElapsed <= 0 {
-		maxElapsed = retry.DefaultMaxElapsed
+	if retryMax <= 0 {
+		retryMax = retry.DefaultMaxElapsed
 	}
 	p := retry.Policy{
-		MaxElapsed: maxElapsed,
-		OnRetry: func(op, name string, attempt int, wait time.Duration, err error) {
-			log.Info("S3 request failed, retrying", "repo", l.name, "op", op, "object", name,
+		MaxElapsed: retryMax,
+		OnRetry: func(op, object string, attempt int, wait time.Duration, err error) {
+			log.Info(kind+" request failed, retrying", "repo", name, "op", op, "object", object,
 				"attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
 		},
 	}
-	return retry.Wrap(l, p), nil
+	return retry.Wrap(l, p)
+}
+
+// joinName names a bucket or container with its prefix, if any.
+func joinName(base, prefix string) string {
+	if prefix == "" {
+		return base
+	}
+	return base + "/" + prefix
 }
 
 // Open opens the repository at every location, in order.
