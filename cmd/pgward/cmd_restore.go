@@ -64,7 +64,7 @@ parent (or --owner).`,
 			if err := target.Validate(); err != nil {
 				return err
 			}
-			repos, err := openRepos(ctx, o)
+			repos, err := openReadRepos(ctx, o)
 			if err != nil {
 				return err
 			}

@@ -144,6 +144,16 @@ func openRepos(ctx context.Context, o *config.Options) ([]*repo.Repo, error) {
 	return location.Open(ctx, specs, locationOptions(o))
 }
 
+// openReadRepos opens the configured repositories for a command that only reads (restore,
+// archive-get): one that cannot be opened is skipped with a warning while another opens.
+func openReadRepos(ctx context.Context, o *config.Options) ([]*repo.Repo, error) {
+	specs, err := repoSpecs(o)
+	if err != nil {
+		return nil, err
+	}
+	return location.OpenAvailable(ctx, specs, locationOptions(o))
+}
+
 func clusterName(o *config.Options) (string, error) {
 	return o.Cluster, repo.ValidClusterName(o.Cluster)
 }

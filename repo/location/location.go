@@ -133,8 +133,24 @@ func joinName(base, prefix string) string {
 	return base + "/" + prefix
 }
 
-// Open opens the repository at every location, in order.
+// Open opens the repository at every location, in order. It fails when any of them
+// cannot be opened: commands that write need every repository.
 func Open(ctx context.Context, specs []string, o Options) ([]*repo.Repo, error) {
+	return open(ctx, specs, o, false)
+}
+
+// OpenAvailable opens the repositories at specs for reading, in order, skipping one that
+// cannot be opened (unreachable after its retries, missing, refused) with a warning that
+// names it and why; it fails only when none opens, with every reason. Commands that only
+// read a backup or WAL (restore, archive-get) use it, so that a lost repository does not
+// stop a recovery that another repository can serve; what the skipped one alone held is
+// missing from the plan, which then refuses a target it cannot reach. A wrong passphrase
+// is not skipped: it would be as wrong for the next repository.
+func OpenAvailable(ctx context.Context, specs []string, o Options) ([]*repo.Repo, error) {
+	return open(ctx, specs, o, true)
+}
+
+func open(ctx context.Context, specs []string, o Options, skip bool) ([]*repo.Repo, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("no repository given: use --repo DIR, PGWARD_REPO, or repo in the config file")
 	}
@@ -151,12 +167,20 @@ func Open(ctx context.Context, specs []string, o Options) ([]*repo.Repo, error) 
 		}
 	}
 	var repos []*repo.Repo
+	var skipped []error
 	for _, s := range specs {
 		st, err := Storage(s, o, false)
 		if err != nil {
 			return nil, err
 		}
 		r, err := repo.Open(ctx, st, src)
+		if err != nil && skip && len(specs) > 1 && ctx.Err() == nil && !errors.Is(err, repo.ErrWrongPassphrase) {
+			if o.Log != nil {
+				o.Log.Warn("repository cannot be opened, reading from the others", "repo", s, "error", err)
+			}
+			skipped = append(skipped, fmt.Errorf("opening repository %s: %w", s, err))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -164,6 +188,9 @@ func Open(ctx context.Context, specs []string, o Options) ([]*repo.Repo, error) 
 			o.Log.Warn("the repository is not encrypted: the passphrase option is ignored", "repo", r.String())
 		}
 		repos = append(repos, r)
+	}
+	if len(repos) == 0 {
+		return nil, fmt.Errorf("no repository can be opened: %w", errors.Join(skipped...))
 	}
 	return repos, nil
 }
