@@ -170,10 +170,13 @@ func open(ctx context.Context, specs []string, o Options, skip bool) ([]*repo.Re
 	var skipped []error
 	for _, s := range specs {
 		st, err := Storage(s, o, false)
-		if err != nil {
-			return nil, err
+		if err != nil && strings.Contains(s, "://") {
+			return nil, err // a malformed location is for the user to fix, not to skip
 		}
-		r, err := repo.Open(ctx, st, src)
+		var r *repo.Repo
+		if err == nil {
+			r, err = repo.Open(ctx, st, src)
+		}
 		if err != nil && skip && len(specs) > 1 && ctx.Err() == nil && !errors.Is(err, repo.ErrWrongPassphrase) {
 			if o.Log != nil {
 				o.Log.Warn("repository cannot be opened, reading from the others", "repo", s, "error", err)

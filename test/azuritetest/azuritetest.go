@@ -133,3 +133,28 @@ func (s *Server) ContainerSAS(t testing.TB, name string) string {
 	}
 	return q.Encode()
 }
+
+// ContainerNames lists the account's containers.
+func (s *Server) ContainerNames(t testing.TB) []string {
+	t.Helper()
+	var names []string
+	p := s.Client(t).NewListContainersPager(nil)
+	for p.More() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatalf("azuritetest: list containers: %v", err)
+		}
+		for _, c := range page.ContainerItems {
+			names = append(names, *c.Name)
+		}
+	}
+	return names
+}
+
+// DeleteBlob deletes a blob.
+func (s *Server) DeleteBlob(t testing.TB, container, name string) {
+	t.Helper()
+	if _, err := s.Client(t).DeleteBlob(t.Context(), container, name, nil); err != nil {
+		t.Fatalf("azuritetest: delete %s/%s: %v", container, name, err)
+	}
+}

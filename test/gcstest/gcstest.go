@@ -136,3 +136,20 @@ func BrokenServiceAccount(t testing.TB) string {
 	}
 	return p
 }
+
+// BucketNames lists the buckets.
+func (s *Server) BucketNames(t testing.TB) []string {
+	t.Helper()
+	var names []string
+	it := s.Client(t).Buckets(t.Context(), "pgward-test")
+	for {
+		b, err := it.Next()
+		if err == iterator.Done {
+			return names
+		}
+		if err != nil {
+			t.Fatalf("gcstest: list buckets: %v", err)
+		}
+		names = append(names, b.Name)
+	}
+}

@@ -215,6 +215,11 @@ func (p *Proc) stop(sig syscall.Signal) {
 // Kill kills the server and every process it started at once (SIGKILL), as a crash would.
 func (p *Proc) Kill() { p.stop(syscall.SIGKILL) }
 
+// Terminate stops the server with SIGTERM, letting it save what it keeps in memory (Azurite
+// saves its metadata every 5 s, so a SIGKILL would lose objects it had acknowledged, which
+// no real service does).
+func (p *Proc) Terminate() { p.stop(syscall.SIGTERM) }
+
 // Restart starts the server again, on the same port with the same arguments and data.
 func (p *Proc) Restart(t testing.TB) {
 	t.Helper()
