@@ -9,11 +9,13 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
 
-# Installs PostgreSQL 13/15/17 server binaries and versitygw (the S3 server of the S3
-# tests) into .cache/.
+# Installs PostgreSQL 13/15/17 server binaries, versitygw (the S3 server of the S3 tests),
+# Azurite (Azure), fake-gcs-server (GCS) into .cache/, and OpenSSH's sshd (SFTP) from Debian.
+# Azurite (npm) installs while the Go servers build; the apt installs run one at a time.
 test-deps:
 	scripts/install-test-deps.sh
-	scripts/install-versitygw.sh
+	scripts/install-sshd.sh
+	{ scripts/install-azurite.sh & a=$$!; scripts/install-versitygw.sh && scripts/install-fake-gcs-server.sh; r=$$?; wait $$a && exit $$r; }
 
 vet:
 	$(GO) vet ./...
