@@ -53,6 +53,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/internal/objname"
 )
 
 const (
@@ -111,21 +112,7 @@ var _ repo.Storage = (*Storage)(nil)
 // ParseURL splits "azure://container/some/prefix" into container and prefix ("some/prefix",
 // or "" without one).
 func ParseURL(u string) (containerName, prefix string, err error) {
-	rest, ok := strings.CutPrefix(u, "azure://")
-	if !ok {
-		return "", "", fmt.Errorf("parse Azure URL %q: does not start with azure://", u)
-	}
-	containerName, prefix, _ = strings.Cut(rest, "/")
-	if err := checkContainer(containerName); err != nil {
-		return "", "", fmt.Errorf("parse Azure URL %q: %w", u, err)
-	}
-	if strings.ContainsAny(prefix, "?#") {
-		return "", "", fmt.Errorf("parse Azure URL %q: a query or fragment is not allowed", u)
-	}
-	if _, err := normPrefix(prefix); err != nil {
-		return "", "", fmt.Errorf("parse Azure URL %q: %w", u, err)
-	}
-	return containerName, strings.Trim(prefix, "/"), nil
+	return objname.ParseURL(u, "azure", "Azure", checkContainer)
 }
 
 // checkContainer applies Azure's container naming rules: 3 to 63 lowercase letters, digits
@@ -146,31 +133,11 @@ func checkContainer(c string) error {
 	return nil
 }
 
-// checkName applies repo.ValidName plus the one rule of this backend: no control characters,
-// which the XML listing cannot carry back.
-func checkName(name string) error {
-	if err := repo.ValidName(name); err != nil {
-		return err
-	}
-	for _, c := range []byte(name) {
-		if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%w %q: contains a control character, which Azure listings cannot carry", repo.ErrInvalidName, name)
-		}
-	}
-	return nil
-}
+// checkName applies objname.CheckName: repo.ValidName without control characters.
+func checkName(name string) error { return objname.CheckName(name, "Azure") }
 
-// normPrefix returns the blob name prefix for Config.Prefix p: "" or a valid name plus "/".
-func normPrefix(p string) (string, error) {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return "", nil
-	}
-	if err := checkName(p); err != nil {
-		return "", fmt.Errorf("prefix: %w", err)
-	}
-	return p + "/", nil
-}
+// normPrefix returns the name prefix for Config.Prefix p: "" or a valid name plus "/".
+func normPrefix(p string) (string, error) { return objname.Prefix(p, "Azure") }
 
 // Open returns the storage in an existing container. A missing container is an error
 // wrapping fs.ErrNotExist, refused access one wrapping fs.ErrPermission, each with a

@@ -49,6 +49,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/internal/objname"
 )
 
 // DefaultChunkSize is the single-request threshold and the chunk of resumable uploads when
@@ -99,21 +100,7 @@ var _ repo.Storage = (*Storage)(nil)
 // ParseURL splits "gs://bucket/some/prefix" into bucket and prefix ("some/prefix", or ""
 // without one).
 func ParseURL(u string) (bucket, prefix string, err error) {
-	rest, ok := strings.CutPrefix(u, "gs://")
-	if !ok {
-		return "", "", fmt.Errorf("parse GCS URL %q: does not start with gs://", u)
-	}
-	bucket, prefix, _ = strings.Cut(rest, "/")
-	if err := checkBucket(bucket); err != nil {
-		return "", "", fmt.Errorf("parse GCS URL %q: %w", u, err)
-	}
-	if strings.ContainsAny(prefix, "?#") {
-		return "", "", fmt.Errorf("parse GCS URL %q: a query or fragment is not allowed", u)
-	}
-	if _, err := normPrefix(prefix); err != nil {
-		return "", "", fmt.Errorf("parse GCS URL %q: %w", u, err)
-	}
-	return bucket, strings.Trim(prefix, "/"), nil
+	return objname.ParseURL(u, "gs", "GCS", checkBucket)
 }
 
 // checkBucket applies GCS's bucket naming rules: 3 to 63 characters (222 with dots) of
@@ -138,30 +125,11 @@ func checkBucket(b string) error {
 	return nil
 }
 
-// checkName applies repo.ValidName plus the one rule of this backend: no control characters.
-func checkName(name string) error {
-	if err := repo.ValidName(name); err != nil {
-		return err
-	}
-	for _, c := range []byte(name) {
-		if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%w %q: contains a control character, which GCS object names may not hold", repo.ErrInvalidName, name)
-		}
-	}
-	return nil
-}
+// checkName applies objname.CheckName: repo.ValidName without control characters.
+func checkName(name string) error { return objname.CheckName(name, "GCS") }
 
-// normPrefix returns the object name prefix for Config.Prefix p: "" or a valid name plus "/".
-func normPrefix(p string) (string, error) {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return "", nil
-	}
-	if err := checkName(p); err != nil {
-		return "", fmt.Errorf("prefix: %w", err)
-	}
-	return p + "/", nil
-}
+// normPrefix returns the name prefix for Config.Prefix p: "" or a valid name plus "/".
+func normPrefix(p string) (string, error) { return objname.Prefix(p, "GCS") }
 
 // Open returns the storage in an existing bucket. A missing bucket is an error wrapping
 // fs.ErrNotExist, refused access one wrapping fs.ErrPermission, each with a sentence that
