@@ -3,9 +3,11 @@ package sftp
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/storagetest"
@@ -152,4 +154,49 @@ func changedKnownHosts(t *testing.T, srv *sshtest.Server) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestAgent: with no identity file and no default keys, the key held by the user's ssh agent
+// (OpenSSH's ssh-agent, loaded with ssh-add) logs in.
+func TestAgent(t *testing.T) {
+	agentBin, err := exec.LookPath("ssh-agent")
+	if err != nil {
+		t.Skipf("ssh-agent is not installed (openssh-client): %v", err)
+	}
+	srv := sshtest.Start(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command(agentBin, "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	add := exec.Command("ssh-add", srv.KeyFile)
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v\n%s", err, out)
+	}
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	t.Setenv("HOME", t.TempDir()) // no default keys
+	c := testConfig(srv, filepath.Join(srv.Dir, "agent-repo"))
+	c.IdentityFile = ""
+	st, err := Create(t.Context(), c)
+	if err != nil {
+		t.Fatalf("Create with the agent's key: %v", err)
+	}
+	defer st.Close()
+	if err := st.Put(t.Context(), "x", strings.NewReader("agent"), 5); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the agent, nothing is left to offer: one sentence says where keys come from.
+	t.Setenv("SSH_AUTH_SOCK", "")
+	if _, err := Open(t.Context(), c); err == nil || !strings.Contains(err.Error(), "no ssh key to log in to 127.0.0.1 with") {
+		t.Fatalf("Open with no key at all: %v", err)
+	}
 }
