@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/pgward
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps vet demo bench bench-format2 bench-go clean
+.PHONY: build test test-deps vet demo bench bench-format2 bench-remote bench-go clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
@@ -38,6 +38,12 @@ bench:
 # INCREMENTAL, peak memory at two sizes (BENCH_SCALE, default 50). See docs/benchmarks.md.
 bench-format2:
 	bench/format2.sh
+
+# Backup and restore through each kind of repository: local, S3 (versitygw), Azure
+# (Azurite), GCS (fake-gcs-server), SFTP (sshd), all on 127.0.0.1 (SCALE, NOISE_MB, REPS,
+# JOBS, KINDS). See docs/benchmarks.md.
+bench-remote: test-deps
+	bench/remote.sh
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:

@@ -28,6 +28,9 @@ const (
 	dialTimeout = 15 * time.Second
 	// requestsPerFile is how many reads or writes of one file are in flight at once.
 	requestsPerFile = 64
+	// keepAliveInterval and keepAliveTimeout: see conn.keepAlive.
+	keepAliveInterval = 15 * time.Second
+	keepAliveTimeout  = 30 * time.Second
 )
 
 // conn is one SSH connection and its SFTP session.
@@ -126,7 +129,38 @@ func (s *Storage) dial(ctx context.Context) (*conn, error) {
 		_ = sshc.Wait()
 		close(c.dead)
 	}()
+	go c.keepAlive()
 	return c, nil
+}
+
+// keepAlive asks the server for a sign of life every keepAliveInterval and closes the
+// connection when none comes within keepAliveTimeout: SFTP requests have no deadline of
+// their own, so a server or network that goes silent would otherwise hold them forever.
+// Closing fails them with a connection error, which is retried on a new connection.
+func (c *conn) keepAlive() {
+	tick := time.NewTicker(keepAliveInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.dead:
+			return
+		case <-tick.C:
+		}
+		answered := make(chan struct{})
+		go func() {
+			// Any answer, even "unknown request", proves the connection alive.
+			_, _, _ = c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+			close(answered)
+		}()
+		select {
+		case <-answered:
+		case <-c.dead:
+			return
+		case <-time.After(keepAliveTimeout):
+			c.ssh.Close()
+			return
+		}
+	}
 }
 
 // dialError says why the SSH connection could not be made: refused host keys and failed
