@@ -28,37 +28,23 @@ func testConfig(srv *azuritetest.Server, containerName string) Config {
 	return Config{Container: containerName, Endpoint: srv.Endpoint, Getenv: env(srv)}
 }
 
-// TestConformance runs the suite with a container per subtest (created by Create), objects
-// at the container's root, and a small block size so that objects of a few MiB are staged
-// in blocks.
+// TestConformance runs the suite once, in one container that Create makes for the first
+// subtest, each subtest under its own prefix: "p/1" and "p/10" share a string prefix, so a
+// listing that does not stop at the prefix's slash shows another subtest's objects. Blocks are
+// 1 MiB, so objects of a few MiB are staged in blocks. (Blobs at a container's root are the
+// other tests' business.)
 func TestConformance(t *testing.T) {
 	srv := azuritetest.Start(t)
-	storagetest.Run(t, func(t *testing.T) repo.Storage {
-		c := testConfig(srv, azuritetest.ContainerName(t))
-		c.BlockSize = 1 << 20
-		st, err := Create(t.Context(), c)
-		if err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		return st
-	})
-}
-
-// TestConformancePrefix runs the suite in one container shared by all subtests, each under
-// its own prefix; "p/1" and "p/10" share a string prefix, so a listing that does not stop at
-// the prefix's slash shows another subtest's objects.
-func TestConformancePrefix(t *testing.T) {
-	srv := azuritetest.Start(t)
 	name := azuritetest.ContainerName(t)
-	srv.CreateContainer(t, name)
 	n := 0
 	storagetest.Run(t, func(t *testing.T) repo.Storage {
 		n++
 		c := testConfig(srv, name)
 		c.Prefix = fmt.Sprintf("/p/%d/", n)
-		st, err := Open(t.Context(), c)
+		c.BlockSize = 1 << 20
+		st, err := Create(t.Context(), c)
 		if err != nil {
-			t.Fatalf("Open: %v", err)
+			t.Fatalf("Create: %v", err)
 		}
 		if want := fmt.Sprintf("azure://%s/p/%d", name, n); st.String() != want {
 			t.Fatalf("String() = %q, want %q", st.String(), want)

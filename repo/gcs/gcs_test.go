@@ -15,35 +15,21 @@ import (
 	"github.com/pgward/pgward/test/gcstest"
 )
 
-// TestConformance runs the suite with a bucket per subtest (created by Create), objects at
-// the bucket's root, and the smallest chunk size, so that objects above 256 KiB are
-// resumable uploads.
+// TestConformance runs the suite once, in one bucket that Create makes for the first
+// subtest, each subtest under its own prefix: "p/1" and "p/10" share a string prefix, so a
+// listing that does not stop at the prefix's slash shows another subtest's objects. The
+// chunk size is the smallest, so objects above 256 KiB are resumable uploads. (Objects at a
+// bucket's root are the other tests' business.)
 func TestConformance(t *testing.T) {
 	srv := gcstest.Start(t)
 	t.Setenv(envProject, "pgward-test")
-	storagetest.Run(t, func(t *testing.T) repo.Storage {
-		st, err := Create(t.Context(), Config{Bucket: gcstest.BucketName(t), Endpoint: srv.Endpoint, ChunkSize: 256 << 10})
-		if err != nil {
-			t.Fatalf("Create: %v", err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	})
-}
-
-// TestConformancePrefix runs the suite in one bucket shared by all subtests, each under its
-// own prefix; "p/1" and "p/10" share a string prefix, so a listing that does not stop at the
-// prefix's slash shows another subtest's objects.
-func TestConformancePrefix(t *testing.T) {
-	srv := gcstest.Start(t)
 	bucket := gcstest.BucketName(t)
-	srv.CreateBucket(t, bucket)
 	n := 0
 	storagetest.Run(t, func(t *testing.T) repo.Storage {
 		n++
-		st, err := Open(t.Context(), Config{Bucket: bucket, Prefix: fmt.Sprintf("/p/%d/", n), Endpoint: srv.Endpoint})
+		st, err := Create(t.Context(), Config{Bucket: bucket, Prefix: fmt.Sprintf("/p/%d/", n), Endpoint: srv.Endpoint, ChunkSize: 256 << 10})
 		if err != nil {
-			t.Fatalf("Open: %v", err)
+			t.Fatalf("Create: %v", err)
 		}
 		t.Cleanup(func() { st.Close() })
 		if want := fmt.Sprintf("gs://%s/p/%d", bucket, n); st.String() != want {
