@@ -139,8 +139,23 @@ func Open(ctx context.Context, specs []string, o Options) ([]*repo.Repo, error) 
 	return open(ctx, specs, o, false)
 }
 
+// skipAfter bounds how long OpenAvailable waits for a repository to open when others could
+// serve: an unreachable remote would otherwise hold every archive-get (one per WAL segment
+// during recovery) for its whole retry budget.
+const skipAfter = 20 * time.Second
+
+// openRepo opens the repository in st, within skipAfter when it may be skipped.
+func openRepo(ctx context.Context, st repo.Storage, src func() ([]byte, error), bounded bool) (*repo.Repo, error) {
+	if !bounded {
+		return repo.Open(ctx, st, src)
+	}
+	octx, cancel := context.WithTimeout(ctx, skipAfter)
+	defer cancel()
+	return repo.Open(octx, st, src)
+}
+
 // OpenAvailable opens the repositories at specs for reading, in order, skipping one that
-// cannot be opened (unreachable after its retries, missing, refused) with a warning that
+// cannot be opened (missing, refused, or not answering within skipAfter) with a warning that
 // names it and why; it fails only when none opens, with every reason. Commands that only
 // read a backup or WAL (restore, archive-get) use it, so that a lost repository does not
 // stop a recovery that another repository can serve; what the skipped one alone held is
@@ -175,7 +190,7 @@ func open(ctx context.Context, specs []string, o Options, skip bool) ([]*repo.Re
 		}
 		var r *repo.Repo
 		if err == nil {
-			r, err = repo.Open(ctx, st, src)
+			r, err = openRepo(ctx, st, src, skip && len(specs) > 1)
 		}
 		if err != nil && skip && len(specs) > 1 && ctx.Err() == nil && !errors.Is(err, repo.ErrWrongPassphrase) {
 			if o.Log != nil {
