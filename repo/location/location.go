@@ -142,7 +142,7 @@ func Open(ctx context.Context, specs []string, o Options) ([]*repo.Repo, error) 
 // skipAfter bounds how long OpenAvailable waits for a repository to open when others could
 // serve: an unreachable remote would otherwise hold every archive-get (one per WAL segment
 // during recovery) for its whole retry budget.
-const skipAfter = 20 * time.Second
+var skipAfter = 20 * time.Second
 
 // openRepo opens the repository in st, within skipAfter when it may be skipped.
 func openRepo(ctx context.Context, st repo.Storage, src func() ([]byte, error), bounded bool) (*repo.Repo, error) {

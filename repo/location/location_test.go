@@ -2,10 +2,13 @@ package location
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgward/pgward/repo"
 )
@@ -56,5 +59,34 @@ func TestStorageNames(t *testing.T) {
 		if _, ok := st.(repo.Unwrapper); !ok {
 			t.Errorf("Storage(%q) is not a wrapper", spec)
 		}
+	}
+}
+
+// TestOpenAvailableUnreachable: a remote repository whose server refuses connections is
+// retried only until skipAfter, then skipped.
+func TestOpenAvailableUnreachable(t *testing.T) {
+	old := skipAfter
+	skipAfter = time.Second
+	t.Cleanup(func() { skipAfter = old })
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	if _, err := Init(t.Context(), []string{good}, Options{}, repo.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	dead := "gs://bucket/pg"
+	o := Options{GCS: GCSOptions{Endpoint: fmt.Sprintf("http://127.0.0.1:%d/storage/v1/", port)}}
+	began := time.Now()
+	repos, err := OpenAvailable(t.Context(), []string{dead, good}, o)
+	if err != nil || len(repos) != 1 || repos[0].String() != good {
+		t.Fatalf("OpenAvailable(unreachable, good) = %v, %v; want the good one", repos, err)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("skipping the unreachable repository took %s", took)
 	}
 }
