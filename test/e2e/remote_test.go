@@ -371,15 +371,19 @@ func testMixedFallback(t *testing.T, src *pgtest.Cluster, work, backupID, chunk,
 	dst.Stop(t, "immediate")
 }
 
-// testRemoteBadInput: each wrong configuration of k fails list and backup at once with one
-// line, and leaves the repository as it was (a missing container, bucket or directory stays
-// missing).
+// testRemoteBadInput: each wrong configuration of k fails list, backup and (but for a missing
+// container, bucket or directory, which init creates) init at once with one line, and leaves
+// the repository as it was.
 func testRemoteBadInput(t *testing.T, k *remoteKind, src *pgtest.Cluster, repo string) {
 	for _, bc := range k.badInput(t, repo) {
 		t.Run(bc.name, func(t *testing.T) {
 			before := k.objects(t, bc.repo)
 			began := time.Now()
-			for _, cmd := range [][]string{{"list"}, {"backup", "--conn", src.ConnString("postgres")}} {
+			cmds := [][]string{{"list"}, {"backup", "--conn", src.ConnString("postgres")}}
+			if !strings.HasPrefix(bc.name, "Missing") {
+				cmds = append(cmds, []string{"init"}) // init creates what is missing, nothing else
+			}
+			for _, cmd := range cmds {
 				r := failPgward(t, bc.env, []string{bc.want}, argv(cmd, []string{"--repo", bc.repo}, k.flags, bc.args)...)
 				if lines := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; lines != 1 {
 					t.Errorf("%s: %d lines of error, want one: %s", cmd[0], lines, r)
