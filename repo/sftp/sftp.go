@@ -37,6 +37,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"os/user"
 	"path"
 	"strconv"
 	"strings"
@@ -149,9 +150,12 @@ func open(ctx context.Context, c Config, create bool) (*Storage, error) {
 	if c.Port != 22 {
 		s.name += ":" + strconv.Itoa(c.Port)
 	}
-	if strings.HasPrefix(s.root, "/") {
+	switch {
+	case strings.HasPrefix(s.root, "/"):
 		s.name += s.root
-	} else {
+	case s.root == ".":
+		s.name += "/~"
+	default:
 		s.name += "/~/" + s.root
 	}
 	cl, err := s.client(ctx)
@@ -186,11 +190,13 @@ func (e *notExistError) Error() string   { return e.msg }
 func (e *notExistError) Unwrap() error   { return fs.ErrNotExist }
 func (e *notExistError) Transient() bool { return false }
 
+// localUser is the name of the user running pgward, as ssh takes it: from the user
+// database, not $USER, which a server's environment may have inherited from someone else.
 func localUser() string {
-	if u := os.Getenv("USER"); u != "" {
-		return u
+	if u, err := user.Current(); err == nil {
+		return u.Username
 	}
-	return "root"
+	return os.Getenv("USER")
 }
 
 // String returns "sftp://user@host[:port]/path" ("/~/path" for a path relative to the
