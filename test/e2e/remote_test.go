@@ -29,7 +29,9 @@ type remoteKind struct {
 	// objects lists what the server holds for a repository location (nil when its
 	// container, bucket or directory does not exist), with a client of its own.
 	objects func(t *testing.T, repo string) []string
-	// down stops the server as a crash would; up starts it again with its data.
+	// down stops the server in the middle of whatever it does (SIGKILL, with every process
+	// it started; Azurite gets SIGTERM, see servertest.Terminate); up starts it again on
+	// the same port with its data.
 	down func()
 	up   func(t testing.TB)
 	// remove deletes an object of a repository behind pgward's back.
