@@ -4,14 +4,14 @@ GO ?= go
 BIN := bin/pgward
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps vet demo bench bench-format2 bench-remote bench-go clean
+.PHONY: build test test-deps vet demo bench bench-format2 bench-delta bench-remote bench-go clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
 
-# Installs PostgreSQL 13/15/17 server binaries, versitygw (the S3 server of the S3 tests),
-# Azurite (Azure), fake-gcs-server (GCS) into .cache/, and OpenSSH's sshd (SFTP) from Debian.
-# Azurite (npm) installs while the Go servers build; the apt installs run one at a time.
+# Installs PostgreSQL 13-18 server binaries (15 from Debian), versitygw (the S3 server of the
+# S3 tests), Azurite (Azure) and fake-gcs-server (GCS) into .cache/, and OpenSSH's sshd (SFTP)
+# from Debian. Azurite (npm) installs while the Go servers build; apt installs run one at a time.
 test-deps:
 	scripts/install-test-deps.sh
 	scripts/install-sshd.sh
@@ -39,6 +39,11 @@ bench:
 bench-format2:
 	bench/format2.sh
 
+# Delta restore after a 5% change against a full restore (BENCH_SCALE, default 50).
+# See docs/benchmarks.md.
+bench-delta:
+	bench/delta.sh
+
 # Backup and restore through each kind of repository: local, S3 (versitygw), Azure
 # (Azurite), GCS (fake-gcs-server), SFTP (sshd), all on 127.0.0.1 (SCALE, NOISE_MB, REPS,
 # JOBS, KINDS). See docs/benchmarks.md.
@@ -47,7 +52,7 @@ bench-remote: test-deps
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./engine/ ./compress/ ./crypt/ ./repo/...
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./engine/ ./compress/ ./crypt/ ./repo/... ./engine/expire/
 
 clean:
 	rm -rf bin

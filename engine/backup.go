@@ -32,8 +32,13 @@ type BackupOptions struct {
 	// NoIncremental takes a full backup even where an INCREMENTAL one is
 	// possible (PostgreSQL 17+ with summarize_wal = on and a previous backup).
 	NoIncremental bool
-	Label         string
-	Log           *slog.Logger
+	// Standby is StandbyOff (back up Conn, whatever it is), StandbyOn (Conn
+	// must be a standby of the primary at PrimaryConn) or StandbyPrefer (as
+	// on, falling back to the primary); see standby.go.
+	Standby     string
+	PrimaryConn string
+	Label       string
+	Log         *slog.Logger
 	// Progress, when set, is called from the reader goroutine after each chunk
 	// with the total bytes received so far. It must be cheap.
 	Progress func(received int64)
@@ -62,20 +67,20 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	began := time.Now()
-	conn, err := pgserver.ConnectReplication(ctx, o.Conn, "pgward")
+	src, err := connectSource(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	facts, err := identifyServer(ctx, conn, repos, o.Cluster)
+	defer src.close(ctx)
+	conn, facts := src.conn, src.facts
+	if err := identifyServer(ctx, facts, repos, o.Cluster); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	locks, err := lockRepos(ctx, repos, o.Cluster, o.Log)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	unlock, err := lockCluster(ctx, repos, o.Cluster)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	defer unlock()
+	defer locks.unlock(ctx)
 	store, prev, id, err := prepareStore(ctx, repos, o, began)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
@@ -114,12 +119,16 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		ID: id, Cluster: o.Cluster, SystemIdentifier: facts.SystemIDString, PGVersion: facts.Version.Num,
 		Timeline: uint32(stream.Timeline), StartLSN: stream.StartLSN.String(), StopLSN: got.stopLSN.String(),
 		StartTime: startTime, StopTime: time.Now().UTC(), Label: label, Compress: o.Codec.String(), ChunkSize: chunkSize,
-		DBBytes: got.total, WALFiles: got.walFiles, Tablespaces: got.tbs,
+		DBBytes: got.total, WALFiles: got.walFiles, Tablespaces: got.tbs, FromStandby: facts.InRecovery,
+	}
+	// Listed after the data: a database created during the backup is named too.
+	for _, d := range recordDatabases(ctx, src.connStr, o.Log) {
+		meta.Databases = append(meta.Databases, repo.Database{OID: d.OID, Name: d.Name})
 	}
 	if got.stopTLI != 0 && uint32(got.stopTLI) != meta.Timeline {
 		o.Log.Warn("timeline changed during the backup", "start_timeline", meta.Timeline, "stop_timeline", got.stopTLI)
 	}
-	manifests, err := commit(ctx, repos, meta, got.files, store)
+	manifests, err := commit(ctx, repos, meta, got.files, store, locks)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", id, err)
 	}
@@ -154,43 +163,70 @@ func (o *BackupOptions) check(repos []*repo.Repo) (int, error) {
 	return chunkSize, nil
 }
 
-// identifyServer learns the server's facts and checks them against (or records
-// them as) each repository's record of the cluster.
-func identifyServer(ctx context.Context, conn *pgconn.PgConn, repos []*repo.Repo, cluster string) (pgserver.Facts, error) {
-	facts, err := pgserver.Identify(ctx, conn)
-	if err != nil {
-		return facts, err
-	}
+// identifyServer checks the server's facts against (or records them as) each
+// repository's record of the cluster.
+func identifyServer(ctx context.Context, facts pgserver.Facts, repos []*repo.Repo, cluster string) error {
 	if facts.WALLevel == "minimal" {
-		return facts, fmt.Errorf("the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
+		return fmt.Errorf("the server runs with wal_level = minimal, which cannot make an online backup; set wal_level = replica and restart it")
 	}
 	ident := repo.Identity{Cluster: cluster, SystemIdentifier: facts.SystemIDString, PGMajor: facts.Version.Major, WALSegSize: facts.SegSize}
 	for _, r := range repos {
 		if err := r.EnsureIdentity(ctx, ident); err != nil {
-			return facts, err
+			return err
 		}
 	}
-	return facts, nil
+	return nil
 }
 
-// lockCluster takes the backup lock of the cluster in every repository: one
-// backup per cluster at a time.
-func lockCluster(ctx context.Context, repos []*repo.Repo, cluster string) (unlock func(), err error) {
-	var locks []*repo.Lock
-	unlock = func() {
-		for _, l := range locks {
-			_ = l.Unlock(context.WithoutCancel(ctx))
-		}
-	}
+// backupLocks are what a backup holds in each repository: the cluster's lock (one
+// backup per cluster at a time) and a shared repository lock, which keeps garbage
+// collection from taking the chunks it writes, or dedups against, for garbage before its
+// manifest names them (docs/repository-format.md, "Garbage collection").
+type backupLocks struct {
+	held []*repo.Lock
+	// shared[r] is repository r's shared lock.
+	shared []*repo.Lock
+}
+
+// lockRepos takes the locks of a backup in every repository. A repository's index is
+// loaded afresh after its shared lock is held, so that what the backup believes stored is
+// what a sweep before it left.
+func lockRepos(ctx context.Context, repos []*repo.Repo, cluster string, log *slog.Logger) (*backupLocks, error) {
+	bl := &backupLocks{}
 	for _, r := range repos {
 		l, err := r.Lock(ctx, cluster, "backup")
 		if err != nil {
-			unlock()
+			bl.unlock(ctx)
 			return nil, err
 		}
-		locks = append(locks, l)
+		bl.held = append(bl.held, l)
+		s, err := r.TakeLock(ctx, repo.LockRequest{Mode: repo.ModeShared, Purpose: "backup of " + cluster, OnWait: func(h repo.LockInfo) {
+			log.Info("waiting for the repository lock: a garbage collection sweep holds it", "repo", r.String(), "holder", h.Purpose, "host", h.Host, "pid", h.PID, "since", h.Time)
+		}})
+		if err != nil {
+			bl.unlock(ctx)
+			return nil, err
+		}
+		bl.held = append(bl.held, s)
+		bl.shared = append(bl.shared, s)
+		r.InvalidateIndex(r.IndexGeneration())
 	}
-	return unlock, nil
+	return bl, nil
+}
+
+func (bl *backupLocks) unlock(ctx context.Context) {
+	for _, l := range bl.held {
+		_ = l.Unlock(context.WithoutCancel(ctx))
+	}
+}
+
+// check fails when repository ri's shared lock was lost: committing then could name
+// chunks a garbage collector already took for garbage.
+func (bl *backupLocks) check(ctx context.Context, ri int) error {
+	if bl == nil {
+		return nil
+	}
+	return bl.shared[ri].Check(ctx)
 }
 
 // prepareStore makes the chunk store, seeded with each repository's newest backup
@@ -277,9 +313,12 @@ func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunk
 // commit writes each repository's manifest: the last step, after every chunk it
 // names is durable (the chunk store has finished), so a crash before it leaves
 // garbage and never a listed-but-broken backup.
-func commit(ctx context.Context, repos []*repo.Repo, meta repo.Manifest, files []*fileState, store *chunkStore) ([]*repo.Manifest, error) {
+func commit(ctx context.Context, repos []*repo.Repo, meta repo.Manifest, files []*fileState, store *chunkStore, locks *backupLocks) ([]*repo.Manifest, error) {
 	var out []*repo.Manifest
 	for ri, r := range repos {
+		if err := locks.check(ctx, ri); err != nil {
+			return nil, err
+		}
 		m := meta
 		m.StoredBytes = store.stored[ri].Load()
 		m.Files = make([]repo.File, len(files))

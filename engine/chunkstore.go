@@ -80,10 +80,9 @@ func (cs *chunkStore) finish(ctx context.Context) error {
 // storeJob is a sealed object for the writers: a whole chunk object, or an entry
 // for the repository's packer.
 type storeJob struct {
-	ri    int
-	id    repo.Hash
-	kind  uint8 // 0: a whole chunk object; else the pack entry's kind
-	depth uint8
+	ri int
+	// entry is the pack entry to add (Kind 0: a whole chunk object named entry.ID).
+	entry repo.IndexEntry
 	buf   *repo.ChunkBuffers
 }
 
@@ -101,10 +100,10 @@ func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan 
 			for s := range stores {
 				var n int64
 				var err error
-				if s.kind == 0 {
-					n, err = cs.repos[s.ri].StoreChunk(ctx, s.id, s.buf.Sealed())
+				if s.entry.Kind == 0 {
+					n, err = cs.repos[s.ri].StoreChunk(ctx, s.entry.ID, s.buf.Sealed())
 				} else {
-					n, err = cs.packers[s.ri].Add(ctx, s.id, s.kind, s.depth, s.buf.Sealed())
+					n, err = cs.packers[s.ri].Add(ctx, s.entry, s.buf.Sealed())
 				}
 				sealPool <- s.buf
 				if err != nil {
@@ -201,6 +200,7 @@ func (cs *chunkStore) format2(ctx context.Context, w sealer, j chunkJob, data []
 			if found && depth < cfg.MaxDeltaDepth {
 				pages := repo.ChangedPages(data, digest)
 				if 2*len(pages) <= (len(data)+repo.PageSize-1)/repo.PageSize {
+					w.base = base
 					return w.seal(ctx, repo.KindDelta, uint8(depth+1), func(b *repo.ChunkBuffers) ([]byte, error) {
 						return r.SealDelta(base, data, pages, cs.codec, b)
 					})
@@ -245,6 +245,7 @@ type sealer struct {
 	cs       *chunkStore
 	ri       int
 	id       repo.Hash
+	base     repo.Hash // of a page delta
 	sealPool chan *repo.ChunkBuffers
 	stores   chan<- storeJob
 }
@@ -261,7 +262,7 @@ func (w sealer) seal(ctx context.Context, kind, depth uint8, seal func(*repo.Chu
 		return err
 	}
 	select {
-	case w.stores <- storeJob{ri: w.ri, id: w.id, kind: kind, depth: depth, buf: sb}:
+	case w.stores <- storeJob{ri: w.ri, entry: repo.IndexEntry{ID: w.id, Kind: kind, Depth: depth, Base: w.base}, buf: sb}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -23,4 +23,7 @@
 //	    and every chunk is durable, and after the files received have been checked
 //	    against the server's own backup_manifest (size and CRC32C).
 //	  - Any error cancels the whole group; nothing is committed.
+//
+// A backup may be taken from a standby (standby.go): the same BASE_BACKUP, with
+// the standby checked against its primary when --backup-standby asks for it.
 package engine

@@ -102,7 +102,7 @@ func TestBackupStages(t *testing.T) {
 	if got.total != int64(len(big)+3+1000+len(man)) || got.walFiles != 1 || got.stopLSN != 0x3000100 {
 		t.Errorf("received %+v", got)
 	}
-	ms, err := commit(ctx, []*repo.Repo{r}, repo.Manifest{ID: "20261202T000000Z", Cluster: "main", ChunkSize: r.Config().ChunkSize}, got.files, store)
+	ms, err := commit(ctx, []*repo.Repo{r}, repo.Manifest{ID: "20261202T000000Z", Cluster: "main", ChunkSize: r.Config().ChunkSize}, got.files, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,23 @@ func (r *Repo) StoreChunk(ctx context.Context, id Hash, obj []byte) (int64, erro
 // whose content is not the one its name promises) is an error naming the chunk.
 // In a format-2 repository the chunk may be packed or a page delta; a delta is
 // rebuilt over its base and the result checked against id like any chunk.
+//
+// A pack may vanish under a reader when a garbage collection sweep repacked it
+// (its entries are then in a new pack that a new index object names before the
+// old pack goes): a read that finds an object missing loads the index again and
+// tries again, twice at most.
 func (r *Repo) GetChunk(ctx context.Context, id Hash, b *ChunkBuffers) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		gen := r.IndexGeneration()
+		plain, err := r.getChunk(ctx, id, b)
+		if err == nil || r.cfg.Format < 2 || attempt == 2 || !errors.Is(err, ErrNotFound) {
+			return plain, err
+		}
+		r.invalidate(gen)
+	}
+}
+
+func (r *Repo) getChunk(ctx context.Context, id Hash, b *ChunkBuffers) ([]byte, error) {
 	if r.cfg.Format >= 2 {
 		if e, ok, err := r.lookup(ctx, id, KindChunk); err != nil {
 			return nil, err

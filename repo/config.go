@@ -68,17 +68,13 @@ type Config struct {
 	KeyCheck string `json:"key_check,omitempty"`
 }
 
-// keyCheck computes Config.KeyCheck.
+// keyCheck computes Config.KeyCheck. For an encrypted repository it is the ID
+// of the key the config holds (wrappedKeyID).
 func (c *Config) keyCheck() (string, error) {
-	material := []byte(c.PlainKey)
 	if c.Key != nil {
-		b, err := json.Marshal(c.Key)
-		if err != nil {
-			return "", err
-		}
-		material = b
+		return wrappedKeyID(*c.Key)
 	}
-	sum := sha256.Sum256(material)
+	sum := sha256.Sum256([]byte(c.PlainKey))
 	return hex.EncodeToString(sum[:8]), nil
 }
 
@@ -109,10 +105,10 @@ var ErrNeedPassphrase = errors.New("the repository is encrypted and no passphras
 // Init creates a repository in st. It fails, changing nothing, when st already
 // holds one.
 func Init(ctx context.Context, st Storage, o InitOptions) (*Repo, error) {
-	if _, err := st.Stat(ctx, configName); err == nil {
-		return nil, fmt.Errorf("init %s: a repository already exists there; use it, or choose an empty location", st)
-	} else if !errors.Is(err, ErrNotFound) {
+	if exists, err := Exists(ctx, st); err != nil {
 		return nil, fmt.Errorf("init %s: %w", st, err)
+	} else if exists {
+		return nil, fmt.Errorf("init %s: a repository already exists there; use it, or choose an empty location", st)
 	}
 	if o.ChunkSize == 0 {
 		o.ChunkSize = DefaultChunkSize
@@ -174,7 +170,12 @@ func Init(ctx context.Context, st Storage, o InitOptions) (*Repo, error) {
 		}
 		return nil, fmt.Errorf("init %s: writing config: %w", st, err)
 	}
-	return newRepo(st, cfg, master)
+	r, err := newRepo(st, cfg, master)
+	if err != nil {
+		return nil, err
+	}
+	r.unlocked(master, cfg)
+	return r, nil
 }
 
 // setFormat2Defaults fills the format-2 settings of a format-2 config.
@@ -198,61 +199,97 @@ func (c *Config) setFormat2Defaults() {
 // "Format versions and upgrade").
 const upgradedConfigName = "config-2"
 
-// readConfig returns the raw config: config-2 when it exists, else config.
-func readConfig(ctx context.Context, st Storage) ([]byte, error) {
+// Exists reports whether st holds a repository (a config object under either
+// of its names).
+func Exists(ctx context.Context, st Storage) (bool, error) {
 	for _, name := range []string{upgradedConfigName, configName} {
-		rc, err := st.Get(ctx, name)
-		if errors.Is(err, ErrNotFound) {
-			continue
+		_, err := st.Stat(ctx, name)
+		if err == nil {
+			return true, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("opening repository %s: %w", st, err)
+		if !errors.Is(err, ErrNotFound) {
+			return false, err
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("opening repository %s: reading %s: %w", st, name, err)
-		}
-		return b, nil
 	}
-	return nil, fmt.Errorf("%w at %s: run 'pgward init --repo %s' first, or check the --repo path", ErrNotRepository, st, st)
+	return false, nil
 }
 
-// Open reads the config of the repository in st and unlocks it. passphrase is
-// called only when the repository is encrypted.
-func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*Repo, error) {
-	b, err := readConfig(ctx, st)
-	if err != nil {
-		return nil, err
+// readConfig returns the raw config and its name: config-2 when it exists,
+// else config. A config being replaced (configwrite.go) moves between the two
+// names, and a reader can look for config-2 just before it appears and for
+// config just after it went, so finding neither is checked once more.
+func readConfig(ctx context.Context, st Storage) (name string, raw []byte, err error) {
+	for range 2 {
+		for _, name := range []string{upgradedConfigName, configName} {
+			rc, err := st.Get(ctx, name)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return "", nil, fmt.Errorf("opening repository %s: %w", st, err)
+			}
+			b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+			rc.Close()
+			if err != nil {
+				return "", nil, fmt.Errorf("opening repository %s: reading %s: %w", st, name, err)
+			}
+			return name, b, nil
+		}
 	}
+	return "", nil, fmt.Errorf("%w at %s: run 'pgward init --repo %s' first, or check the --repo path", ErrNotRepository, st, st)
+}
+
+// parseConfig decodes and checks a raw config.
+func parseConfig(st Storage, b []byte) (Config, error) {
 	var cfg Config
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("opening repository %s: config is not valid JSON (%v): %w", st, err, ErrCorrupt)
+		return cfg, fmt.Errorf("opening repository %s: config is not valid JSON (%v): %w", st, err, ErrCorrupt)
 	}
 	if cfg.Format < MinFormatVersion || cfg.Format > FormatVersion {
-		return nil, fmt.Errorf("opening repository %s: format version %d is not supported by this pgward (it reads versions %d to %d)", st, cfg.Format, MinFormatVersion, FormatVersion)
+		return cfg, fmt.Errorf("opening repository %s: format version %d is not supported by this pgward (it reads versions %d to %d)", st, cfg.Format, MinFormatVersion, FormatVersion)
 	}
 	if cfg.Format >= 2 && (cfg.PackThreshold <= 0 || cfg.PackSize <= 0 || cfg.MaxDeltaDepth <= 0 || cfg.MaxDeltaDepth > 255) {
-		return nil, fmt.Errorf("opening repository %s: config has invalid pack or delta settings: %w", st, ErrCorrupt)
+		return cfg, fmt.Errorf("opening repository %s: config has invalid pack or delta settings: %w", st, ErrCorrupt)
 	}
 	if cfg.ChunkSize < 64<<10 || cfg.ChunkSize > 64<<20 {
-		return nil, fmt.Errorf("opening repository %s: config has an invalid chunk size %d: %w", st, cfg.ChunkSize, ErrCorrupt)
+		return cfg, fmt.Errorf("opening repository %s: config has an invalid chunk size %d: %w", st, cfg.ChunkSize, ErrCorrupt)
 	}
 	if cfg.KeyCheck != "" {
 		if want, err := cfg.keyCheck(); err != nil || want != cfg.KeyCheck {
-			return nil, fmt.Errorf("opening repository %s: the key in its config does not match the config's key_check, so the config was edited or damaged: %w; put back the original config (every repository of a set has its own)", st, ErrCorrupt)
+			return cfg, fmt.Errorf("opening repository %s: the key in its config does not match the config's key_check, so the config was edited or damaged: %w; put back the original config (every repository of a set has its own)", st, ErrCorrupt)
 		}
 	}
-	var master []byte
 	switch cfg.Encryption {
 	case "none":
+	case "aes-256-gcm":
+		if cfg.Key == nil {
+			return cfg, fmt.Errorf("opening repository %s: config lacks the wrapped key: %w", st, ErrCorrupt)
+		}
+	default:
+		return cfg, fmt.Errorf("opening repository %s: unknown encryption %q", st, cfg.Encryption)
+	}
+	return cfg, nil
+}
+
+// Open reads the config of the repository in st and unlocks it. passphrase is
+// called only when the repository is encrypted; it is tried on the config's key
+// first, then on every key object (keys.go).
+func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*Repo, error) {
+	_, b, err := readConfig(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := parseConfig(st, b)
+	if err != nil {
+		return nil, err
+	}
+	var master []byte
+	var opened string
+	if cfg.Encryption == "none" {
 		if master, err = hex.DecodeString(cfg.PlainKey); err != nil || len(master) != 32 {
 			return nil, fmt.Errorf("opening repository %s: config has an invalid key: %w", st, ErrCorrupt)
 		}
-	case "aes-256-gcm":
-		if cfg.Key == nil {
-			return nil, fmt.Errorf("opening repository %s: config lacks the wrapped key: %w", st, ErrCorrupt)
-		}
+	} else {
 		if passphrase == nil {
 			return nil, fmt.Errorf("opening repository %s: %w; set PGWARD_PASSPHRASE, --passphrase-file or --passphrase-command", st, ErrNeedPassphrase)
 		}
@@ -260,32 +297,41 @@ func Open(ctx context.Context, st Storage, passphrase func() ([]byte, error)) (*
 		if err != nil {
 			return nil, fmt.Errorf("opening repository %s: reading the passphrase: %w", st, err)
 		}
-		if master, err = crypt.UnwrapKey(*cfg.Key, pp); err != nil {
-			if errors.Is(err, crypt.ErrWrongPassphrase) {
-				return nil, fmt.Errorf("opening repository %s: %w: it does not unlock this repository's key", st, err)
-			}
-			return nil, fmt.Errorf("opening repository %s: %w", st, err)
+		if master, opened, err = unlock(ctx, st, cfg, pp); err != nil {
+			return nil, err
 		}
-	default:
-		return nil, fmt.Errorf("opening repository %s: unknown encryption %q", st, cfg.Encryption)
 	}
-	return newRepo(st, cfg, master)
+	r, err := newRepo(st, cfg, master)
+	if err != nil {
+		return nil, err
+	}
+	r.unlocked(master, cfg)
+	if opened != "" {
+		r.keys.opened = opened
+	}
+	return r, nil
 }
 
 // Repo is an open repository.
 type Repo struct {
 	// index is the loaded index of a format-2 repository (index.go).
-	index index
+	index indexCache
+	// lockTiming is the lock protocol's clock, lockPolicy its patience (lock.go).
+	lockTiming lockTiming
+	lockPolicy LockPolicy
 
 	st     Storage
 	cfg    Config
 	idKey  []byte
 	sealer *crypt.Sealer
 	keyID  uint64
+
+	// keys is what the key commands need (keyops.go).
+	keys openedKeys
 }
 
 func newRepo(st Storage, cfg Config, master []byte) (*Repo, error) {
-	r := &Repo{st: st, cfg: cfg, idKey: crypt.DeriveKey(master, "chunk-id")}
+	r := &Repo{st: st, cfg: cfg, idKey: crypt.DeriveKey(master, "chunk-id"), lockTiming: defaultLockTiming}
 	if cfg.Encryption != "none" {
 		s, err := crypt.NewSealer(crypt.DeriveKey(master, "object-encryption"))
 		if err != nil {

@@ -1,4 +1,5 @@
-// Package repo owns the repository format: the config object and its keys, the
+// Package repo owns the repository format: the config object and its keys
+// (key objects, one per passphrase of an encrypted repository: keys.go), the
 // object envelope (header, compression, encryption, content hash), the
 // content-addressed chunk store, per-cluster identities, backup manifests and
 // locks. It stores everything through the small Storage interface, so the same
@@ -22,6 +23,11 @@
 //     calls PutManifest last; chunks are stored with PutDeferred, and
 //     PutManifest calls SyncDeferred before it writes). A crash leaves
 //     unreferenced chunks, never a listed backup with missing data.
+//   - Always a key. An encrypted repository always keeps a key known to hold
+//     its master key: a key is removed only while another sound one remains,
+//     and the config, which holds a copy of one key, is replaced by moving it
+//     between config and config-2, so a reader always finds a whole config
+//     (configwrite.go, keyops.go).
 //   - Never trust storage. Every object read goes through Open, which checks the
 //     header, the GCM tag (encrypted repositories) and the keyed content hash
 //     (always) before returning a byte; callers never see unverified plaintext.

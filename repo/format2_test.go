@@ -75,13 +75,13 @@ func testPacksAndDeltas(t *testing.T, pass []byte) {
 		t.Fatal(err)
 	}
 	p := r.NewPacker()
-	add := func(id repo.Hash, kind, depth uint8, sealed func() ([]byte, error)) {
+	add := func(e repo.IndexEntry, sealed func() ([]byte, error)) {
 		t.Helper()
 		obj, err := sealed()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.Add(ctx, id, kind, depth, obj); err != nil {
+		if _, err := p.Add(ctx, e, obj); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,7 +89,7 @@ func testPacksAndDeltas(t *testing.T, pass []byte) {
 	ids := []repo.Hash{baseID}
 	prev := base
 	prevID := baseID
-	add(prevID, repo.KindDigest, 0, func() ([]byte, error) { return r.SealDigest(repo.DigestOf(prevID, prev), codec, &b) })
+	add(repo.IndexEntry{ID: prevID, Kind: repo.KindDigest}, func() ([]byte, error) { return r.SealDigest(repo.DigestOf(prevID, prev), codec, &b) })
 	for v := 1; v <= 3; v++ {
 		next := append([]byte(nil), prev...)
 		page(next, v)
@@ -100,12 +100,12 @@ func testPacksAndDeltas(t *testing.T, pass []byte) {
 		if len(pages) != 2 || pages[0] != uint32(v) || pages[1] != 7 {
 			t.Fatalf("version %d: changed pages %v, want [%d 7]", v, pages, v)
 		}
-		add(id, repo.KindDelta, uint8(v), func() ([]byte, error) { return r.SealDelta(prevID, next, pages, codec, &b) })
+		add(repo.IndexEntry{ID: id, Kind: repo.KindDelta, Depth: uint8(v), Base: prevID}, func() ([]byte, error) { return r.SealDelta(prevID, next, pages, codec, &b) })
 		versions, ids, prev, prevID = append(versions, next), append(ids, id), next, id
 	}
 	small := []byte(strings.Repeat("PG_VERSION 15\n", 10))
 	smallID := r.ContentHash(small)
-	add(smallID, repo.KindChunk, 0, func() ([]byte, error) { return r.SealChunk(smallID, small, codec, &b) })
+	add(repo.IndexEntry{ID: smallID, Kind: repo.KindChunk}, func() ([]byte, error) { return r.SealChunk(smallID, small, codec, &b) })
 	if _, err := p.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}

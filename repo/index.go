@@ -28,7 +28,14 @@ const indexPrefix = "index/"
 
 var indexMagic = [4]byte{'P', 'G', 'W', 'I'}
 
-const indexEntrySize = 32 + 1 + 1 + 4 + 4 + 4
+// An entry is 46 bytes in index version 1; version 2 adds the base of a page delta (32 bytes,
+// zero for other kinds), so that garbage collection and verify know a delta's base without
+// reading the delta.
+const (
+	indexEntrySizeV1 = 32 + 1 + 1 + 4 + 4 + 4
+	indexEntrySizeV2 = indexEntrySizeV1 + 32
+	indexVersion     = 2
+)
 
 // IndexEntry locates one packed entry.
 type IndexEntry struct {
@@ -40,6 +47,9 @@ type IndexEntry struct {
 	Pack   string // the pack object's name
 	Offset uint32
 	Length uint32
+	// Base is a page delta's base chunk; zero for other kinds, and in index objects of
+	// version 1, which do not record it (BaseOf reads it from the delta then).
+	Base Hash
 }
 
 type indexKey struct {
@@ -54,15 +64,16 @@ type location struct {
 	offset, length uint32
 }
 
-// index is the loaded index of a repository.
+// index is a loaded index of a repository.
 type index struct {
-	once sync.Once
-	err  error
-
 	mu      sync.RWMutex
 	packs   []string
 	packNum map[string]int32
 	entries map[indexKey]location
+}
+
+func newIndex() *index {
+	return &index{packNum: map[string]int32{}, entries: map[indexKey]location{}}
 }
 
 func (x *index) add(e IndexEntry) {
@@ -75,44 +86,99 @@ func (x *index) add(e IndexEntry) {
 	x.entries[indexKey{e.ID, e.Kind}] = location{pack: n, depth: e.Depth, offset: e.Offset, length: e.Length}
 }
 
-// loadIndex reads every index object once. Format-1 repositories have none.
-func (r *Repo) loadIndex(ctx context.Context) error {
-	x := &r.index
-	x.once.Do(func() {
-		x.packNum = map[string]int32{}
-		x.entries = map[indexKey]location{}
-		if r.cfg.Format < 2 {
-			return
+// indexCache holds a repository's loaded index. A garbage collection sweep may
+// move entries to new packs while a reader runs (docs/repository-format.md,
+// "Garbage collection"): a reader whose pack is gone invalidates the index it
+// used and looks again in a freshly loaded one. The generation makes many
+// readers that failed on one index load the next one once.
+type indexCache struct {
+	mu  sync.Mutex
+	cur *index
+	gen uint64
+}
+
+// loaded returns the current index, loading it first if needed, and its
+// generation. Format-1 repositories have an empty index.
+func (r *Repo) loaded(ctx context.Context) (*index, uint64, error) {
+	c := &r.index
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		return c.cur, c.gen, nil
+	}
+	x := newIndex()
+	if r.cfg.Format >= 2 {
+		if err := r.loadIndex(ctx, x); err != nil {
+			return nil, 0, err
 		}
-		var names []string
-		x.err = r.st.List(ctx, indexPrefix, func(o ObjectInfo) error {
-			names = append(names, o.Name)
-			return nil
-		})
-		if x.err != nil {
-			x.err = fmt.Errorf("listing the index of %s: %w", r.st, x.err)
-			return
+	}
+	c.cur = x
+	return x, c.gen, nil
+}
+
+// invalidate drops the index of generation gen, if it is still the current one,
+// so that the next lookup loads the index afresh.
+func (r *Repo) invalidate(gen uint64) {
+	c := &r.index
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		c.cur = nil
+		c.gen++
+	}
+}
+
+// IndexGeneration is the generation of the index lookups use now; pass it to
+// InvalidateIndex after a read found a pack missing.
+func (r *Repo) IndexGeneration() uint64 {
+	r.index.mu.Lock()
+	defer r.index.mu.Unlock()
+	return r.index.gen
+}
+
+// InvalidateIndex makes the next lookup load the index afresh, unless that
+// already happened since generation gen. A writer calls it after taking its
+// repository lock, so that what it believes the repository has is what it has
+// after any sweep before.
+func (r *Repo) InvalidateIndex(gen uint64) { r.invalidate(gen) }
+
+// loadIndex reads every index object into x.
+func (r *Repo) loadIndex(ctx context.Context, x *index) error {
+	names, err := r.IndexObjects(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		entries, err := r.ReadIndex(ctx, name)
+		if err != nil {
+			return err
 		}
-		for _, name := range names {
-			entries, err := r.readIndex(ctx, name)
-			if err != nil {
-				x.err = err
-				return
-			}
-			for _, e := range entries {
-				x.add(e)
-			}
+		for _, e := range entries {
+			x.add(e)
 		}
+	}
+	return nil
+}
+
+// IndexObjects lists the names of the index objects, in name order.
+func (r *Repo) IndexObjects(ctx context.Context) ([]string, error) {
+	var names []string
+	err := r.st.List(ctx, indexPrefix, func(o ObjectInfo) error {
+		names = append(names, o.Name)
+		return nil
 	})
-	return x.err
+	if err != nil {
+		return nil, fmt.Errorf("listing the index of %s: %w", r.st, err)
+	}
+	return names, nil
 }
 
 // lookup finds a packed entry.
 func (r *Repo) lookup(ctx context.Context, id Hash, kind uint8) (IndexEntry, bool, error) {
-	if err := r.loadIndex(ctx); err != nil {
+	x, _, err := r.loaded(ctx)
+	if err != nil {
 		return IndexEntry{}, false, err
 	}
-	x := &r.index
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	l, ok := x.entries[indexKey{id, kind}]
@@ -124,12 +190,14 @@ func (r *Repo) lookup(ctx context.Context, id Hash, kind uint8) (IndexEntry, boo
 
 // remember adds entries this process wrote to the loaded index.
 func (r *Repo) remember(entries []IndexEntry) {
-	x := &r.index
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.entries == nil {
+	r.index.mu.Lock()
+	x := r.index.cur
+	r.index.mu.Unlock()
+	if x == nil {
 		return // not loaded: the next load reads the index object
 	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	for _, e := range entries {
 		x.add(e)
 	}
@@ -151,9 +219,9 @@ func encodeIndex(entries []IndexEntry) []byte {
 			packs = append(packs, e.Pack)
 		}
 	}
-	b := make([]byte, 0, 16+len(packs)*32+len(entries)*indexEntrySize)
+	b := make([]byte, 0, 16+len(packs)*32+len(entries)*indexEntrySizeV2)
 	b = append(b, indexMagic[:]...)
-	b = append(b, 1, 0, 0, 0)
+	b = append(b, indexVersion, 0, 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(packs)))
 	for _, p := range packs {
 		id, _ := hex.DecodeString(packID(p))
@@ -166,6 +234,7 @@ func encodeIndex(entries []IndexEntry) []byte {
 		b = binary.LittleEndian.AppendUint32(b, packNum[e.Pack])
 		b = binary.LittleEndian.AppendUint32(b, e.Offset)
 		b = binary.LittleEndian.AppendUint32(b, e.Length)
+		b = append(b, e.Base[:]...)
 	}
 	return b
 }
@@ -176,8 +245,10 @@ func decodeIndex(b []byte) ([]IndexEntry, error) {
 	if len(b) < 12 || !bytes.Equal(b[:4], indexMagic[:]) {
 		return bad("has no index magic")
 	}
-	if b[4] != 1 {
-		return bad(fmt.Sprintf("version %d is not supported", b[4]))
+	version := b[4]
+	size := map[byte]int{1: indexEntrySizeV1, 2: indexEntrySizeV2}[version]
+	if size == 0 {
+		return bad(fmt.Sprintf("version %d is not supported by this pgward", version))
 	}
 	np := binary.LittleEndian.Uint32(b[8:])
 	b = b[12:]
@@ -191,7 +262,7 @@ func decodeIndex(b []byte) ([]IndexEntry, error) {
 	}
 	ne := binary.LittleEndian.Uint32(b)
 	b = b[4:]
-	if uint64(len(b)) != uint64(ne)*indexEntrySize {
+	if uint64(len(b)) != uint64(ne)*uint64(size) {
 		return bad("has a wrong size for its entries")
 	}
 	out := make([]IndexEntry, ne)
@@ -206,13 +277,16 @@ func decodeIndex(b []byte) ([]IndexEntry, error) {
 		e.Pack = packs[p]
 		e.Offset = binary.LittleEndian.Uint32(b[38:])
 		e.Length = binary.LittleEndian.Uint32(b[42:])
-		b = b[indexEntrySize:]
+		if version >= 2 {
+			copy(e.Base[:], b[46:78])
+		}
+		b = b[size:]
 	}
 	return out, nil
 }
 
-// readIndex reads and verifies one index object.
-func (r *Repo) readIndex(ctx context.Context, name string) ([]IndexEntry, error) {
+// ReadIndex reads and verifies one index object.
+func (r *Repo) ReadIndex(ctx context.Context, name string) ([]IndexEntry, error) {
 	obj, err := r.getRaw(ctx, name, maxMetaSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading index %s in %s: %w", name, r.st, err)

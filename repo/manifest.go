@@ -45,7 +45,20 @@ type Manifest struct {
 	// WALFiles counts the WAL segments included to reach consistency.
 	WALFiles    int          `json:"wal_files"`
 	Tablespaces []Tablespace `json:"tablespaces"`
-	Files       []File       `json:"files"`
+	// Databases are the cluster's databases when the backup ended (restore
+	// --db-include selects them by name). Backups taken before pgward recorded
+	// them, or whose server refused the query, have none.
+	Databases []Database `json:"databases,omitempty"`
+	// FromStandby is set when the backup was taken from a standby.
+	FromStandby bool   `json:"from_standby,omitempty"`
+	Files       []File `json:"files"`
+}
+
+// Database is one database of the cluster: its files are base/<oid>/ and
+// pg_tblspc/<tablespace>/<version dir>/<oid>/.
+type Database struct {
+	OID  uint32 `json:"oid"`
+	Name string `json:"name"`
 }
 
 // Tablespace is a tablespace other than pg_default and pg_global.

@@ -37,11 +37,12 @@ func (r *Repo) NewPacker() *Packer {
 	return &Packer{r: r, seen: map[indexKey]bool{}}
 }
 
-// Add appends a sealed object as an entry of the given kind. An entry already added
-// by this packer is not added twice. It returns the bytes of packs it wrote.
-func (p *Packer) Add(ctx context.Context, id Hash, kind, depth uint8, obj []byte) (int64, error) {
+// Add appends a sealed object as the entry e describes (ID, Kind, Depth and, for a page
+// delta, Base; the packer fills in where). An entry already added by this packer is not
+// added twice. It returns the bytes of packs it wrote.
+func (p *Packer) Add(ctx context.Context, e IndexEntry, obj []byte) (int64, error) {
 	p.mu.Lock()
-	k := indexKey{id, kind}
+	k := indexKey{e.ID, e.Kind}
 	if p.seen[k] {
 		p.mu.Unlock()
 		return 0, nil
@@ -58,7 +59,8 @@ func (p *Packer) Add(ctx context.Context, id Hash, kind, depth uint8, obj []byte
 		p.cur = bytes.NewBuffer(make([]byte, 0, p.r.cfg.PackSize))
 		p.curName = packPrefix + randomName()
 	}
-	p.pending = append(p.pending, IndexEntry{ID: id, Kind: kind, Depth: depth, Pack: p.curName, Offset: uint32(p.cur.Len()), Length: uint32(len(obj))})
+	e.Pack, e.Offset, e.Length = p.curName, uint32(p.cur.Len()), uint32(len(obj))
+	p.pending = append(p.pending, e)
 	p.cur.Write(obj)
 	p.mu.Unlock()
 	if full == nil {
@@ -82,6 +84,20 @@ func (p *Packer) write(ctx context.Context, name string, buf *bytes.Buffer, entr
 // Finish writes the last pack and the index object naming every entry this packer
 // wrote. It returns the bytes of the last pack and the index.
 func (p *Packer) Finish(ctx context.Context) (int64, error) {
+	n, done, err := p.Flush(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.r.writeIndex(ctx, done); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Flush writes the last pack and returns the entries of every pack this packer wrote, for a
+// caller that writes the index itself (garbage collection writes one index for all live
+// entries), and the bytes of the last pack.
+func (p *Packer) Flush(ctx context.Context) (int64, []IndexEntry, error) {
 	p.mu.Lock()
 	cur, name, entries := p.cur, p.curName, p.pending
 	p.cur, p.pending = nil, nil
@@ -90,17 +106,14 @@ func (p *Packer) Finish(ctx context.Context) (int64, error) {
 	if cur != nil && cur.Len() > 0 {
 		var err error
 		if n, err = p.write(ctx, name, cur, entries); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 	}
 	p.mu.Lock()
 	done := p.done
 	p.done = nil
 	p.mu.Unlock()
-	if err := p.r.writeIndex(ctx, done); err != nil {
-		return 0, err
-	}
-	return n, nil
+	return n, done, nil
 }
 
 // readEntry reads and opens a packed entry, appending its plaintext to dst. The

@@ -98,6 +98,18 @@ type Storage interface {
 	// manifest before the chunks only it referenced) never sees that order undone by a crash.
 	Delete(ctx context.Context, name string) error
 
+	// Leftovers calls fn for what interrupted writes left under prefix: data that is not an
+	// object and never becomes one, but costs space (local: temp files of a crashed Put; S3:
+	// incomplete multipart uploads). A write still running also has one; its Started time
+	// tells it apart only by age, so the caller decides what is old enough to be dead. The
+	// order is unspecified. A backend whose interrupted writes leave nothing reports nothing.
+	Leftovers(ctx context.Context, prefix string, fn func(Leftover) error) error
+
+	// RemoveLeftover removes a leftover Leftovers reported; one already gone is not an error.
+	// Removing the leftover of a write still running makes that write fail; it never makes a
+	// partial object visible.
+	RemoveLeftover(ctx context.Context, l Leftover) error
+
 	// String names the storage for messages, e.g. "/var/lib/pgward" or
 	// "s3://bucket/prefix"; never contains credentials.
 	String() string
@@ -115,6 +127,19 @@ type ObjectInfo struct {
 	// so it is for information (ages shown to a user), never for ordering objects or deciding
 	// what is safe to delete.
 	ModTime time.Time
+}
+
+// Leftover is what an interrupted write left behind (see Storage.Leftovers).
+type Leftover struct {
+	// Name is the object name the write was for.
+	Name string
+	// Ref identifies the leftover to the backend that reported it (a temp file's path, an
+	// upload ID); opaque to everyone else.
+	Ref string
+	// Size is the bytes it holds, as far as the backend knows (0 when unknown).
+	Size int64
+	// Started is when the write began, by the backend's clock (never zero).
+	Started time.Time
 }
 
 // Unwrapper is implemented by a Storage that wraps another one (retries, metrics, faults):

@@ -293,3 +293,63 @@ func (r *Repo) ListWALPartials(ctx context.Context, cluster string, fn func(segm
 	}
 	return flush()
 }
+
+// WALArea says which part of a cluster's WAL an object belongs to.
+type WALArea int
+
+const (
+	// WALFile is an archived WAL file: a segment, .partial segment, .backup or .history file.
+	WALFile WALArea = iota
+	// WALSummaryArea is the summary of an archived segment.
+	WALSummaryArea
+	// WALStreamed is a streamed partial segment of wal-receive.
+	WALStreamed
+)
+
+// WALObject is one object of a cluster's WAL, for tools that remove or check them.
+type WALObject struct {
+	Area WALArea
+	// Name is the object's name; File the PostgreSQL file name (for summaries and streamed
+	// partials: the segment's).
+	Name, File string
+	Size       int64
+	// End is a streamed partial's end LSN.
+	End uint64
+}
+
+// ListWALObjects calls fn with every object of the cluster's WAL archive, summaries and
+// streamed partials, each area in name order.
+func (r *Repo) ListWALObjects(ctx context.Context, cluster string, fn func(WALObject) error) error {
+	base := "clusters/" + cluster + "/"
+	areas := []struct {
+		area   WALArea
+		prefix string
+	}{{WALFile, base + "wal/"}, {WALSummaryArea, base + "wal-summary/"}, {WALStreamed, base + "wal-partial/"}}
+	for _, a := range areas {
+		err := r.st.List(ctx, a.prefix, func(o ObjectInfo) error {
+			dir, last, ok := strings.Cut(strings.TrimPrefix(o.Name, a.prefix), "/")
+			w := WALObject{Area: a.area, Name: o.Name, Size: o.Size}
+			switch {
+			case a.area == WALFile && !ok:
+				w.File = dir // a history file
+			case a.area == WALStreamed:
+				if !ok || len(last) != 16 {
+					return nil
+				}
+				if _, err := fmt.Sscanf(last, "%016X", &w.End); err != nil {
+					return nil
+				}
+				w.File = dir
+			case ok:
+				w.File = last
+			default:
+				return nil
+			}
+			return fn(w)
+		})
+		if err != nil {
+			return fmt.Errorf("listing the WAL of %s in %s: %w", cluster, r.st, err)
+		}
+	}
+	return nil
+}

@@ -21,6 +21,10 @@ type Request struct {
 	// StopAtGap accepts a recovery that ends at the first gap in the archive
 	// instead of refusing it.
 	StopAtGap bool
+	// Standby plans a streaming standby: no target, and a gap in the archive
+	// is a warning (the standby streams what the archive lacks from the
+	// primary, if the primary still has it).
+	Standby bool
 }
 
 // Plan is a restore decided before anything is written: which backup, along which
@@ -41,6 +45,8 @@ type Plan struct {
 	// Notes say which timeline is followed and why; Warnings are what the user
 	// must know (WAL left behind on other timelines, a gap accepted, ...).
 	Notes, Warnings []string
+	// standby is set for a standby restore (Request.Standby).
+	standby bool
 }
 
 // Prepare plans a restore over repos. It refuses, before anything is written, a
@@ -52,7 +58,7 @@ func Prepare(ctx context.Context, repos []*repo.Repo, req Request) (*Plan, error
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Catalog: cat}
+	p := &Plan{Catalog: cat, standby: req.Standby}
 	for _, e := range cat.Skipped {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("a repository could not be read and is not used for planning: %v", e))
 	}
@@ -66,6 +72,9 @@ func Prepare(ctx context.Context, repos []*repo.Repo, req Request) (*Plan, error
 		}
 	}
 	t := req.Target
+	if req.Standby && t.Set() {
+		return nil, fmt.Errorf("--standby cannot be combined with a recovery target: a standby follows its primary; restore without --target-* options")
+	}
 	if t.Time != "" {
 		if p.Zone, err = t.Resolve(ctx, cat.Source(newest), newest); err != nil {
 			return nil, err
@@ -78,7 +87,7 @@ func Prepare(ctx context.Context, repos []*repo.Repo, req Request) (*Plan, error
 		return nil, err
 	}
 	p.Source = cat.Source(p.Backup)
-	if err := p.checkTarget(&t, req.StopAtGap); err != nil {
+	if err := p.checkTarget(&t, req.StopAtGap || req.Standby); err != nil {
 		return nil, fmt.Errorf("%w; %s", err, p.windowText(ctx))
 	}
 	p.describe()
@@ -226,7 +235,10 @@ func (p *Plan) checkTarget(t *Target, stopAtGap bool) error {
 			return fmt.Errorf("restoring the latest point of backup %s along timeline %d would stop short: %s; %s. Restore the missing segments into the repository, or give --stop-at-gap to recover up to the gap",
 				p.Backup.ID, p.Timeline, gap, end)
 		}
-		if gap != "" {
+		switch {
+		case gap != "" && p.standby:
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: the standby can get past %s only by streaming it from the primary, which must still have that WAL (a replication slot keeps it)", gap, wal.FormatLSN(r.End)))
+		case gap != "":
 			p.Warnings = append(p.Warnings, fmt.Sprintf("--stop-at-gap: recovery will end at %s because %s", wal.FormatLSN(r.End), gap))
 		}
 	}
@@ -292,6 +304,18 @@ func (p *Plan) Settings(restoreCommand string, t Target, preserveArchiving bool)
 		s = append(s, Setting{"archive_mode", "off"})
 	}
 	return s
+}
+
+// StandbySettings are the settings of a restored streaming standby: it replays
+// the archive through restore_command, streams from the primary, and falls back
+// to the archive whenever streaming breaks (PostgreSQL's standby loop), along
+// the newest timeline so that it follows the primary's promotions.
+func StandbySettings(restoreCommand, primaryConnInfo, slot string) []Setting {
+	s := []Setting{{"restore_command", restoreCommand}, {"primary_conninfo", primaryConnInfo}}
+	if slot != "" {
+		s = append(s, Setting{"primary_slot_name", slot})
+	}
+	return append(s, Setting{"recovery_target_timeline", "latest"})
 }
 
 // windowText describes what can be reached, for refusals.

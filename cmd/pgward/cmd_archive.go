@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -14,24 +13,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// defaultSpool is where push-ahead markers and prefetched WAL go; it is created
-// on first use (0700, owned by the user PostgreSQL runs as).
-func defaultSpool() string {
-	if fi, err := os.Stat("/var/spool/pgward"); err == nil && fi.IsDir() {
-		return "/var/spool/pgward"
-	}
-	return filepath.Join(os.TempDir(), "pgward-spool-"+strconv.Itoa(os.Geteuid()))
-}
-
-func spoolBase(o *config.Options) string {
-	switch o.SpoolPath {
-	case "off":
-		return ""
-	case "":
-		return defaultSpool()
-	}
-	return o.SpoolPath
-}
+func spoolBase(o *config.Options) string { return archive.SpoolBase(o.SpoolPath) }
 
 func newArchivePushCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/pgward/pgward/engine"
+	"github.com/pgward/pgward/engine/expire"
 	"github.com/pgward/pgward/internal/config"
+	"github.com/pgward/pgward/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +22,13 @@ Every backup is logically full; unchanged data is not stored again.
 
 --conn takes a libpq connection string or URI; PGHOST, PGPORT, PGUSER,
 PGPASSWORD, PGSSLMODE and the other libpq variables apply. The role needs the
-REPLICATION attribute.`,
+REPLICATION attribute.
+
+--conn may point at a hot standby: the backup is then taken from it, and recovery
+past its end reads the primary's archive. With --backup-standby on and
+--primary-conn, the standby is first checked against its primary (same system
+identifier and timeline); --backup-standby prefer backs up the primary instead
+when the standby cannot be used.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -32,8 +40,7 @@ REPLICATION attribute.`,
 			if err != nil {
 				return err
 			}
-			backupOpts := engine.BackupOptions{Cluster: cluster, Conn: o.Conn, Codec: o.Compress, Jobs: o.Jobs, FastCheckpoint: o.Checkpoint == "fast",
-				MaxRate: o.MaxRate, Label: o.Label, NoIncremental: o.NoIncremental, Log: slog.Default()}
+			backupOpts := engine.BackupOptionsFrom(o)
 			bar := newProgress("backup", 0)
 			backupOpts.Progress = bar.set
 			res, err := engine.Backup(ctx, repos, backupOpts)
@@ -50,10 +57,28 @@ REPLICATION attribute.`,
 			fmt.Fprintln(cmd.OutOrStdout(), m.ID)
 			fmt.Fprintf(cmd.OutOrStdout(), "backup %s of cluster %s: read %s, stored %s new (%.1f%% saved by dedup and compression), %s, %s/s\n",
 				m.ID, cluster, humanBytes(res.Received), humanBytes(res.Stored), dedup, res.Duration.Round(10*time.Millisecond), humanBytes(int64(float64(res.Received)/max(secs, 0.001))))
-			return nil
+			return expireAfterBackup(cmd, o, repos, cluster, m.ID)
 		},
 	}
 	return cmd
+}
+
+// expireAfterBackup applies the configured retention policy, if any, once the backup is
+// committed: a policy in the config runs after every backup of its cluster.
+func expireAfterBackup(cmd *cobra.Command, o *config.Options, repos []*repo.Repo, cluster, id string) error {
+	policy := retentionPolicy(o)
+	if policy.Empty() {
+		return nil
+	}
+	results, err := expire.All(cmd.Context(), repos, cluster, policy, false, slog.Default())
+	for _, res := range results {
+		slog.Info("retention applied after the backup", "repo", res.Repository, "policy", res.Policy, "expired", len(res.Expired),
+			"wal_files_removed", res.WAL.RemovedFiles, "freed_bytes", res.FreedBytes, "sweep_skipped", res.Sweep.Skipped != "")
+	}
+	if err != nil {
+		return fmt.Errorf("backup %s is committed, but applying the retention policy after it failed: %w", id, err)
+	}
+	return nil
 }
 
 func humanBytes(n int64) string {

@@ -17,7 +17,8 @@ func newInitCmd(o *config.Options) *cobra.Command {
 
 With --encrypt every object is encrypted with AES-256-GCM under a random master
 key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
---passphrase-file or --passphrase-command). Losing the passphrase loses the data.`,
+--passphrase-file or --passphrase-command). Losing the passphrase loses the data;
+'pgward key add' adds more passphrases, 'pgward key passwd' changes it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			specs, err := repoSpecs(o)

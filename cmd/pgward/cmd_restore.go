@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/user"
@@ -19,11 +20,18 @@ import (
 func newRestoreCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore",
-		Short: "Restore a backup into an empty data directory",
+		Short: "Restore a backup into an empty data directory (or, with --delta, over the same cluster)",
 		Long: `Restore a backup into --pgdata (which must be empty or absent), with its
 tablespaces (moved with --tablespace-map OID=DIR), and write recovery.signal and
 a restore_command that calls this pgward binary, so that 'pg_ctl start' replays
 WAL to the target (default: all archived WAL) and promotes.
+
+--delta rewrites a data directory that holds the backup's cluster (same system
+identifier, server stopped): only the chunks whose content differs are written,
+and what the backup does not have is removed. --standby --primary-conninfo STRING
+restores a streaming standby (standby.signal) that also reads the archive.
+--db-include NAME restores only the named databases besides the system ones; the
+others are left as empty shells to DROP.
 
 Before writing anything it checks that the archive reaches the target: a time or
 LSN after the last archived WAL, a gap in the archive before the target (or, with
@@ -33,10 +41,11 @@ as the server's user, to prove the server will be able to fetch WAL.
 
 The restored cluster gets archive_mode = off, so that it cannot archive its new
 timeline into the source's repository; --archive-mode preserve keeps the source's
-setting (a disaster recovery that becomes the new primary).
+setting (a disaster recovery that becomes the new primary). A --standby keeps
+them by default: once promoted, it archives where its primary did.
 
 Run as root, the restored files are given to the owner of the data directory's
-parent (or --owner).`,
+parent (with --delta, of its pg_control), or to --owner.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -55,13 +64,16 @@ parent (or --owner).`,
 			}
 			uid, gid := -1, -1
 			if os.Geteuid() == 0 {
-				if uid, gid, err = restoreOwner(pgdata, ro.Owner); err != nil {
+				if uid, gid, err = restoreOwner(pgdata, ro.Owner, ro.Delta); err != nil {
 					return err
 				}
 			}
 			target := restore.Target{Time: ro.TargetTime, LSN: ro.TargetLSN, XID: ro.TargetXID, Name: ro.TargetName,
 				Immediate: ro.TargetImmediate, Exclusive: ro.TargetExclusive, Action: ro.TargetAction, Timeline: ro.TargetTimeline}
 			if err := target.Validate(); err != nil {
+				return err
+			}
+			if err := checkStandbyOptions(ro); err != nil {
 				return err
 			}
 			repos, err := openReadRepos(ctx, o)
@@ -73,15 +85,25 @@ parent (or --owner).`,
 				return err
 			}
 			// Everything that can refuse the restore runs before the first write.
-			plan, err := restore.Prepare(ctx, repos, restore.Request{Cluster: cluster, BackupID: ro.Backup, Target: target, StopAtGap: ro.StopAtGap})
+			plan, err := restore.Prepare(ctx, repos, restore.Request{Cluster: cluster, BackupID: ro.Backup, Target: target, StopAtGap: ro.StopAtGap, Standby: ro.Standby})
 			if err != nil {
 				return err
 			}
 			for _, w := range plan.Warnings {
 				slog.Warn(w)
 			}
+			// A standby belongs to the source cluster: when promoted it is the
+			// new primary and archives where the old one did.
+			preserve := ro.ArchiveMode == "preserve" || (ro.Standby && o.Origin("archive-mode") == config.FromDefault)
+			settings := plan.Settings(rc, target, preserve)
+			if ro.Standby {
+				settings = restore.StandbySettings(rc, ro.PrimaryConnInfo, ro.PrimarySlotName)
+				if !preserve {
+					settings = append(settings, restore.Setting{Name: "archive_mode", Value: "off"})
+				}
+			}
 			restoreOpts := restore.Options{Cluster: cluster, BackupID: plan.Backup.ID, PGData: pgdata, TablespaceMap: tsMap, Jobs: o.Jobs, UID: uid, GID: gid,
-				Recovery: plan.Settings(rc, target, ro.ArchiveMode == "preserve"), Log: slog.Default()}
+				Recovery: settings, Standby: ro.Standby, Delta: ro.Delta, DeltaCheck: ro.DeltaCheck, DBInclude: ro.DBInclude, Log: slog.Default()}
 			if !ro.SkipRestoreCommandCheck {
 				probe, archived := plan.Probe()
 				abs, _ := filepath.Abs(pgdata)
@@ -108,16 +130,48 @@ parent (or --owner).`,
 				fmt.Fprintln(stderr, "restore: "+n)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "restored backup %s of cluster %s into %s: %s written in %s\n",
-				res.Manifest.ID, cluster, pgdata, humanBytes(res.Written), res.Duration.Round(1e7))
-			if ro.ArchiveMode == "off" {
+			printRestoreResult(out, res, cluster, pgdata)
+			if !preserve {
 				fmt.Fprintf(out, "archiving is off in the restored cluster (archive_mode = off in postgresql.auto.conf), so it cannot write into this repository; to make it a primary that archives, remove that line (and give it its own --cluster) before starting it, or restore with --archive-mode preserve\n")
+			}
+			if ro.Standby {
+				fmt.Fprintf(out, "it starts as a standby (standby.signal) streaming from %s and reading the archive when streaming breaks\n", ro.PrimaryConnInfo)
 			}
 			fmt.Fprintf(out, "start it with: pg_ctl -D %s start\n", pgdata)
 			return nil
 		},
 	}
 	return cmd
+}
+
+// checkStandbyOptions refuses standby options that do not go together.
+func checkStandbyOptions(ro config.Restore) error {
+	switch {
+	case ro.Standby && ro.PrimaryConnInfo == "":
+		return fmt.Errorf("--standby needs --primary-conninfo STRING, the connection the standby streams from (e.g. 'host=pg1 user=replicator')")
+	case !ro.Standby && (ro.PrimaryConnInfo != "" || ro.PrimarySlotName != ""):
+		return fmt.Errorf("--primary-conninfo and --primary-slot-name are for a standby restore; add --standby")
+	case ro.Standby && ro.StopAtGap:
+		return fmt.Errorf("--stop-at-gap does not apply to --standby: a standby streams past a gap in the archive from the primary")
+	}
+	return nil
+}
+
+// printRestoreResult says what the restore wrote (and, for a delta restore,
+// what it kept and removed).
+func printRestoreResult(out io.Writer, res *restore.Result, cluster, pgdata string) {
+	m := res.Manifest
+	switch {
+	case res.Delta:
+		fmt.Fprintf(out, "delta restore of backup %s of cluster %s into %s: %s rewritten (%s of it the WAL the backup carries), %s already equal, %d entries removed, in %s\n",
+			m.ID, cluster, pgdata, humanBytes(res.Written), humanBytes(res.WALWritten), humanBytes(res.Kept), res.Removed, res.Duration.Round(1e7))
+	default:
+		fmt.Fprintf(out, "restored backup %s of cluster %s into %s: %s written in %s\n",
+			m.ID, cluster, pgdata, humanBytes(res.Written), res.Duration.Round(1e7))
+	}
+	if res.Zeroed > 0 {
+		fmt.Fprintf(out, "the databases not in --db-include are empty shells (%s of their files written empty): drop them with DROP DATABASE once the server is up\n", humanBytes(res.Zeroed))
+	}
 }
 
 func parseTablespaceMap(items []string) (map[uint32]string, error) {
@@ -133,8 +187,10 @@ func parseTablespaceMap(items []string) (map[uint32]string, error) {
 	return m, nil
 }
 
-// restoreOwner picks who owns the restored files when running as root.
-func restoreOwner(pgdata, owner string) (int, int, error) {
+// restoreOwner picks who owns the restored files when running as root: --owner,
+// else for a delta restore the owner of the cluster's own pg_control, else the
+// owner of the data directory's parent.
+func restoreOwner(pgdata, owner string, delta bool) (int, int, error) {
 	if owner != "" {
 		u, err := user.Lookup(owner)
 		if err != nil {
@@ -148,6 +204,13 @@ func restoreOwner(pgdata, owner string) (int, int, error) {
 	if err != nil {
 		return -1, -1, err
 	}
+	if delta {
+		for _, f := range []string{"global/pg_control", "global/pg_control.pgward-delta"} {
+			if uid, gid, err := restore.OwnerOf(filepath.Join(abs, f)); err == nil {
+				return uid, gid, nil
+			}
+		}
+	}
 	uid, gid, err := restore.OwnerOf(filepath.Dir(abs))
 	if err != nil {
 		return -1, -1, fmt.Errorf("finding the owner for the restored files: %w; create the parent directory or give --owner", err)
@@ -155,49 +218,10 @@ func restoreOwner(pgdata, owner string) (int, int, error) {
 	return uid, gid, nil
 }
 
-// restoreCommand builds the restore_command: this binary by its absolute path,
-// with the same repository options, so the restored server fetches WAL from
-// where the backup came from. It carries what was set on the command line, in
-// the environment or in the file: the server has neither this environment nor,
-// perhaps, the file.
-func restoreCommand(o *config.Options) (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("finding the pgward binary for restore_command: %w", err)
-	}
-	if exe, err = filepath.EvalSymlinks(exe); err != nil {
-		return "", err
-	}
-	return archiveGetCommand(exe, o), nil
-}
+// restoreCommand is the restore_command of the restored cluster (cmdline.RestoreCommand).
+func restoreCommand(o *config.Options) (string, error) { return cmdline.RestoreCommand(o) }
 
 // archiveGetCommand is the restore_command of program under o.
 func archiveGetCommand(program string, o *config.Options) string {
-	inv := cmdline.Invocation{Program: program, Command: "archive-get", Args: []string{"%f", "%p"},
-		Cluster: o.Cluster, PassphraseCommand: o.Passphrase.Command}
-	if o.Config != "" {
-		inv.Config, _ = filepath.Abs(o.Config)
-	}
-	for _, s := range o.Repos {
-		if !strings.Contains(s, "://") {
-			s, _ = filepath.Abs(s)
-		}
-		inv.Repos = append(inv.Repos, s)
-	}
-	// Even when PGWARD_PASSPHRASE won here, the server needs the file.
-	if p := o.Passphrase.File; p != "" {
-		inv.PassphraseFile, _ = filepath.Abs(p)
-	}
-	// Credentials are not options: the server gets them from its own
-	// environment, AWS shared config, ssh agent or key files.
-	for _, k := range config.Keys() {
-		if k.Group != "" && o.Origin(k.Name) != config.FromDefault {
-			v := o.Text(k.Name)
-			if k.IsPath && v != "" {
-				v, _ = filepath.Abs(v)
-			}
-			inv.Options = append(inv.Options, cmdline.Option{Name: k.Flag(), Value: v})
-		}
-	}
-	return inv.Build()
+	return cmdline.ArchiveGet(program, o)
 }

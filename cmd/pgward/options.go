@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -65,8 +64,8 @@ func defineFlags(root *cobra.Command) {
 			continue
 		}
 		for _, name := range k.Commands {
-			c, _, err := root.Find([]string{name})
-			if err != nil || c == root {
+			c, _, err := root.Find(strings.Fields(name))
+			if err != nil || c == root || commandName(c) != name {
 				panic("config key " + k.Name + " names an unknown command " + name)
 			}
 			addFlag(c.Flags(), k)
@@ -95,7 +94,13 @@ func resolveOptions(cmd *cobra.Command, env func(string) (string, bool)) (*confi
 			given[v.key.Name] = v.texts
 		}
 	})
-	return config.Resolve(config.Input{Command: cmd.Name(), Flags: given, Env: env})
+	return config.Resolve(config.Input{Command: commandName(cmd), Flags: given, Env: env})
+}
+
+// commandName is the command as the registry names it: its path below the
+// root ("backup", "key add").
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }
 
 func setupLogging(o *config.Options) error {
@@ -113,45 +118,19 @@ func setupLogging(o *config.Options) error {
 }
 
 // locationOptions are the options every repository location is opened with.
-func locationOptions(o *config.Options) location.Options {
-	s := o.S3
-	return location.Options{
-		S3: location.S3Options{Endpoint: s.Endpoint, Region: s.Region, PathStyle: s.PathStyle,
-			SSE: s.SSE, SSEKMSKeyID: s.SSEKMSKeyID, StorageClass: s.StorageClass, RetryMax: s.RetryMax},
-		Azure: location.AzureOptions{Endpoint: o.Azure.Endpoint, RetryMax: o.Azure.RetryMax},
-		GCS:   location.GCSOptions{Endpoint: o.GCS.Endpoint, RetryMax: o.GCS.RetryMax},
-		SFTP: location.SFTPOptions{IdentityFile: o.SFTP.IdentityFile, KnownHostsFile: o.SFTP.KnownHosts,
-			AcceptNewHostKey: o.SFTP.AcceptNewHostKey, RetryMax: o.SFTP.RetryMax},
-		Passphrase:      o.Passphrase.Func(),
-		PassphraseGiven: o.Passphrase.Named(),
-		Log:             slog.Default(),
-	}
-}
+func locationOptions(o *config.Options) location.Options { return location.FromConfig(o) }
 
-func repoSpecs(o *config.Options) ([]string, error) {
-	if len(o.Repos) == 0 {
-		return nil, fmt.Errorf("no repository given: use --repo DIR, PGWARD_REPO, or repo in the config file")
-	}
-	return o.Repos, nil
-}
+func repoSpecs(o *config.Options) ([]string, error) { return location.Specs(o) }
 
 // openRepos opens every configured repository.
 func openRepos(ctx context.Context, o *config.Options) ([]*repo.Repo, error) {
-	specs, err := repoSpecs(o)
-	if err != nil {
-		return nil, err
-	}
-	return location.Open(ctx, specs, locationOptions(o))
+	return location.OpenConfigured(ctx, o)
 }
 
 // openReadRepos opens the configured repositories for a command that only reads (restore,
 // archive-get): one that cannot be opened is skipped with a warning while another opens.
 func openReadRepos(ctx context.Context, o *config.Options) ([]*repo.Repo, error) {
-	specs, err := repoSpecs(o)
-	if err != nil {
-		return nil, err
-	}
-	return location.OpenAvailable(ctx, specs, locationOptions(o))
+	return location.OpenAvailableConfigured(ctx, o)
 }
 
 func clusterName(o *config.Options) (string, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/pgward/pgward/internal/config"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/retry"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -40,7 +41,16 @@ func options(t *testing.T, env map[string]string, file string, args ...string) *
 // every key with a flag is on each command that takes it.
 func TestFlagsFromRegistry(t *testing.T) {
 	root := newRootCmd()
-	for _, c := range root.Commands() {
+	var all []*cobra.Command
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			all = append(all, sub)
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, c := range all {
 		c.Flags().VisitAll(func(f *pflag.Flag) {
 			if _, ok := f.Value.(*flagValue); !ok && f.Name != "help" {
 				t.Errorf("%s --%s is not defined from the registry", c.Name(), f.Name)
@@ -61,7 +71,7 @@ func TestFlagsFromRegistry(t *testing.T) {
 			cmds = []string{"backup", "archive-get"}
 		}
 		for _, name := range cmds {
-			c, _, err := root.Find([]string{name})
+			c, _, err := root.Find(strings.Fields(name))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,6 +160,39 @@ func TestListCluster(t *testing.T) {
 		o := options(t, c.env, c.file, append([]string{"list"}, c.args...)...)
 		if got := listOneCluster(o); got != c.one {
 			t.Errorf("env %v file %q args %v: one cluster %v, want %v", c.env, c.file, c.args, got, c.one)
+		}
+	}
+}
+
+// TestKeyCommandOptions: the key commands are registry commands by their full
+// names; key list takes --json but not the top-level list's other keys, and
+// the new passphrase flag reaches key add only.
+func TestKeyCommandOptions(t *testing.T) {
+	o := options(t, map[string]string{"PGWARD_NEW_PASSPHRASE": "from env"}, "", "key", "add", "--note", "DR site", "--repo", "/r")
+	if o.KeyNote != "DR site" || o.NewPassphrase.Value != "from env" || o.Repos[0] != "/r" {
+		t.Fatalf("key add: %+v", o)
+	}
+	if o := options(t, nil, "", "key", "list", "--json"); !o.JSON {
+		t.Fatal("key list --json")
+	}
+	root := newRootCmd()
+	for _, c := range []struct {
+		args []string
+		flag string
+		want bool
+	}{
+		{[]string{"key", "add"}, "new-passphrase-file", true},
+		{[]string{"key", "passwd"}, "note", true},
+		{[]string{"key", "remove"}, "new-passphrase-file", false},
+		{[]string{"key", "list"}, "note", false},
+		{[]string{"list"}, "note", false},
+	} {
+		cmd, _, err := root.Find(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cmd.Flags().Lookup(c.flag) != nil; got != c.want {
+			t.Errorf("%v --%s defined: %v, want %v", c.args, c.flag, got, c.want)
 		}
 	}
 }

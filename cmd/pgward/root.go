@@ -32,6 +32,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newInitCmd(o), newBackupCmd(o), newListCmd(o), newRestoreCmd(o), newArchivePushCmd(o), newArchiveGetCmd(o))
 	root.AddCommand(newCheckCmd(o))
 	root.AddCommand(newWalReceiveCmd(o), newUpgradeCmd(o))
+	root.AddCommand(newExpireCmd(o), newPinCmd(o), newUnpinCmd(o), newDrillCmd(o), newDaemonCmd(o))
+	root.AddCommand(newKeyCmd(o))
 	defineFlags(root)
 	return root
 }

@@ -63,8 +63,17 @@ type Options struct {
 	Label       string
 	// NoIncremental keeps backups full on PostgreSQL 17+.
 	NoIncremental bool
+	// BackupStandby is off, on or prefer: whether backup takes the backup
+	// from the standby at Conn, checked against the primary at PrimaryConn.
+	BackupStandby string
+	PrimaryConn   string
 
 	JSON bool
+
+	// NewPassphrase is the passphrase key add and key passwd give the new key;
+	// KeyNote says what the key is for.
+	NewPassphrase NewPassphraseSource
+	KeyNote       string
 
 	Restore Restore
 
@@ -79,6 +88,18 @@ type Options struct {
 	Receive Receive
 
 	Timeout time.Duration
+
+	Drill  Drill
+	Daemon Daemon
+
+	// Keep is the retention policy (expire, and backup after it commits).
+	Keep Keep
+	// DryRun makes expire report without deleting.
+	DryRun bool
+	// Note is pin's note.
+	Note string
+	// LockWait and LockSettle are how repository locks are taken.
+	LockWait, LockSettle time.Duration
 
 	set map[string]setting
 }
@@ -123,6 +144,39 @@ type Restore struct {
 	ArchiveMode                      string
 	SkipRestoreCommandCheck          bool
 	Owner                            string
+	// Delta rewrites an existing data directory of the same cluster;
+	// DeltaCheck is hash or size-time.
+	Delta      bool
+	DeltaCheck string
+	// Standby restores a streaming standby of PrimaryConnInfo.
+	Standby                          bool
+	PrimaryConnInfo, PrimarySlotName string
+	// DBInclude restores only these databases (and the system ones).
+	DBInclude []string
+}
+
+// Daemon holds the daemon's options: listen and timezone at the top, the rest per cluster.
+type Daemon struct {
+	Listen, TimeZone                              string
+	BackupSchedule, VerifySchedule, DrillSchedule string
+	DrillTarget                                   string
+	WALStream                                     bool
+	RPOTarget, RTOTarget                          time.Duration
+	OnFailure, OnSuccess                          []string
+	HookTimeout                                   time.Duration
+}
+
+// Drill holds drill's options.
+type Drill struct {
+	PGBin, ScratchDir string
+	Timeout           time.Duration
+}
+
+// Keep holds the retention rules (0: rule not given).
+type Keep struct {
+	Last                           int
+	Within                         time.Duration
+	Daily, Weekly, Monthly, Yearly int
 }
 
 // Receive holds wal-receive's options.
@@ -399,9 +453,9 @@ func parse(kind Kind, s string) (any, error) {
 		}
 		return n, nil
 	case Duration:
-		d, err := time.ParseDuration(strings.TrimSpace(s))
+		d, err := parseDuration(strings.TrimSpace(s))
 		if err != nil {
-			return nil, errors.New("give a duration such as 10s, 5m or 1h30m")
+			return nil, errors.New("give a duration such as 10s, 5m, 1h30m or 30d")
 		}
 		return d, nil
 	case Size:
@@ -454,4 +508,39 @@ func splitCommas(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseDuration reads Go's durations with days and weeks in front ("2w", "30d", "1d12h"):
+// retention windows are counted in days.
+func parseDuration(s string) (time.Duration, error) {
+	var d time.Duration
+	rest := s
+	for _, u := range []struct {
+		suffix byte
+		unit   time.Duration
+	}{{'w', 7 * 24 * time.Hour}, {'d', 24 * time.Hour}} {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i > 0 && i < len(rest) && rest[i] == u.suffix {
+			n, err := strconv.Atoi(rest[:i])
+			if err != nil || n > 100_000 {
+				return 0, errors.New("bad duration")
+			}
+			d += time.Duration(n) * u.unit
+			rest = rest[i+1:]
+		}
+	}
+	if rest == "" {
+		if rest == s {
+			return 0, errors.New("empty duration")
+		}
+		return d, nil
+	}
+	r, err := time.ParseDuration(rest)
+	if err != nil {
+		return 0, err
+	}
+	return d + r, nil
 }

@@ -422,3 +422,68 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("defaults: %+v", o2)
 	}
 }
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30d": 30 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "1w2d": 9 * 24 * time.Hour,
+		"1d12h": 36 * time.Hour, "90m": 90 * time.Minute, "0s": 0, "10s": 10 * time.Second,
+	} {
+		if got, err := parseDuration(in); err != nil || got != want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "d", "3x", "2d3w", "-1d", "1.5d"} {
+		if got, err := parseDuration(in); err == nil {
+			t.Errorf("parseDuration(%q) = %v; want an error", in, got)
+		}
+	}
+}
+
+// TestNewPassphrase: the new passphrase of key add and key passwd follows the
+// passphrase's rules: the flag's file beats PGWARD_NEW_PASSPHRASE, which beats
+// PGWARD_NEW_PASSPHRASE_FILE; the file cannot hold it; other commands ignore it.
+func TestNewPassphrase(t *testing.T) {
+	dir := t.TempDir()
+	fromFile := filepath.Join(dir, "new")
+	if err := os.WriteFile(fromFile, []byte("from the file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := func(o *Options) string {
+		t.Helper()
+		f := o.NewPassphraseFunc()
+		if f == nil {
+			return "<none>"
+		}
+		b, err := f()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	env := map[string]string{"PGWARD_NEW_PASSPHRASE": "from env", "PGWARD_NEW_PASSPHRASE_FILE": "/nonexistent"}
+	for _, c := range []struct {
+		cmd   string
+		flags map[string][]string
+		env   map[string]string
+		want  string
+	}{
+		{"key add", map[string][]string{"new-passphrase-file": {fromFile}}, env, "from the file"},
+		{"key passwd", nil, env, "from env"},
+		{"key add", nil, map[string]string{"PGWARD_NEW_PASSPHRASE_FILE": fromFile}, "from the file"},
+		{"key add", nil, map[string]string{"PGWARD_NEW_PASSPHRASE": ""}, "<none>"},
+		{"backup", nil, env, "<none>"},
+	} {
+		o := mustResolve(t, Input{Command: c.cmd, Flags: c.flags, Env: envOf(c.env)})
+		if got := read(o); got != c.want {
+			t.Errorf("%s with flags %v and env %v: new passphrase %q, want %q", c.cmd, c.flags, c.env, got, c.want)
+		}
+		if s := o.NewPassphrase.String(); strings.Contains(s, "from env") {
+			t.Errorf("String shows the passphrase: %s", s)
+		}
+	}
+	if _, err := ParseFile("test.toml", "new-passphrase-file = \"/x\"\n"); err == nil {
+		if _, err := Resolve(Input{Command: "key add", File: mustParse(t, "new-passphrase-file = \"/x\"\n")}); err == nil {
+			t.Error("the config file set the new passphrase file")
+		}
+	}
+}

@@ -51,6 +51,16 @@ func ParseFile(path, text string) (*File, error) {
 	}
 	var errs []lineError
 	for k, v := range raw {
+		if t, ok := v.(map[string]any); ok && k == "daemon" {
+			// [daemon] holds the daemon's own settings, known as daemon.KEY.
+			for dk, dv := range t {
+				f.top["daemon."+dk] = dv
+				if err := checkKey("daemon."+dk, ""); err != nil {
+					errs = append(errs, f.errorAt("", "daemon."+dk, err))
+				}
+			}
+			continue
+		}
 		if k != "cluster" {
 			f.top[k] = v
 			if err := checkKey(k, ""); err != nil {
@@ -191,7 +201,7 @@ func (f *File) errorAt(cluster, key string, err error) lineError {
 // keyPath is a key's path in the file: cluster is "" for the top level.
 func keyPath(cluster, key string) []string {
 	if cluster == "" {
-		return []string{key}
+		return strings.Split(key, ".") // daemon.listen is listen in [daemon]
 	}
 	return []string{"cluster", cluster, key}
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Kind is how a key's text is read.
@@ -146,8 +148,13 @@ const (
 )
 
 var (
-	walCommands   = []string{"archive-push", "wal-receive"}
-	spoolCommands = []string{"archive-push", "archive-get", "wal-receive"}
+	keepCommands   = []string{"expire", "backup"}
+	daemonCommands = []string{"daemon"}
+	lockCommands   = []string{"backup", "expire"}
+	walCommands    = []string{"archive-push", "wal-receive"}
+	spoolCommands  = []string{"archive-push", "archive-get", "wal-receive"}
+	// newKeyCommands make a key with a new passphrase.
+	newKeyCommands = []string{"key add", "key passwd"}
 )
 
 var registry = []*Key{
@@ -268,6 +275,20 @@ var registry = []*Key{
 			return nil
 		})},
 
+	// The new passphrase of key add and key passwd is a setting of its own, read
+	// like the passphrase: the value only from the environment, a file from the
+	// flag or the environment, never from the config file (it changes once).
+	{Name: "new-passphrase", In: EnvLayer, emptyUnset: true, Commands: newKeyCommands,
+		Help:  "the new passphrase itself; only ever from the environment, never a flag or file value",
+		field: func(o *Options) any { return &o.NewPassphrase.Value }},
+	{Name: "new-passphrase-file", In: FlagLayer | EnvLayer, emptyUnset: true, Commands: newKeyCommands,
+		Help:  "file holding the new passphrase; it must not be accessible to group or others (chmod 600). Without it or PGWARD_NEW_PASSPHRASE the new passphrase is asked on the terminal, twice",
+		field: func(o *Options) any { return &o.NewPassphrase.File }},
+	{Name: "key-note", FlagName: "note", In: FlagLayer, Commands: newKeyCommands,
+		DocDefault: "key passwd: the replaced key's note",
+		Help:       "what the new key is for, shown by key list",
+		field:      func(o *Options) any { return &o.KeyNote }},
+
 	{Name: "conn", Commands: []string{"backup", "check", "wal-receive"},
 		Help:  "libpq connection string or URI of the server (PGHOST, PGPORT, PGUSER and the other libpq variables apply)",
 		field: func(o *Options) any { return &o.Conn }},
@@ -275,7 +296,7 @@ var registry = []*Key{
 		Help:  "compression of backups: zstd, zstd:N (1-19), lz4 or none",
 		field: func(o *Options) any { return &o.Compress }},
 	{Name: "jobs", Kind: Int, Default: strconv.Itoa(runtime.NumCPU()), DocDefault: "the number of CPUs",
-		Commands: []string{"backup", "restore"},
+		Commands: []string{"backup", "restore", "drill"},
 		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers)",
 		field:    func(o *Options) any { return &o.Jobs },
 		check: checked(func(n int) error {
@@ -303,22 +324,29 @@ var registry = []*Key{
 	{Name: "no-incremental", Kind: Bool, Default: "false", Commands: []string{"backup"},
 		Help:  "take a full BASE_BACKUP even where an INCREMENTAL one is possible (PostgreSQL 17+ with summarize_wal = on)",
 		field: func(o *Options) any { return &o.NoIncremental }},
+	{Name: "backup-standby", Default: "off", Commands: []string{"backup"},
+		Help:  "off: back up the server at --conn, primary or standby; on: --conn must be a standby of the primary at --primary-conn; prefer: as on, but back up the primary when the standby cannot be used",
+		field: func(o *Options) any { return &o.BackupStandby },
+		check: oneOf("off", "on", "prefer")},
+	{Name: "primary-conn", Commands: []string{"backup"},
+		Help:  "libpq connection string or URI of the primary, for --backup-standby on or prefer: the standby must have its system identifier and timeline",
+		field: func(o *Options) any { return &o.PrimaryConn }},
 
-	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list"},
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill"},
 		Help:  "print a JSON object",
 		field: func(o *Options) any { return &o.JSON }},
 
 	{Name: "pgdata", Commands: []string{"restore"},
 		Help:  "directory to restore into (must be empty or absent; required)",
 		field: func(o *Options) any { return &o.Restore.PGData }},
-	{Name: "backup", Default: "latest", Commands: []string{"restore"},
+	{Name: "backup", Default: "latest", Commands: []string{"restore", "drill"},
 		Help:  "backup ID to restore, or latest (the newest readable one that can reach the target)",
 		field: func(o *Options) any { return &o.Restore.Backup }},
 	{Name: "tablespace-map", Kind: List, SplitCommas: true, Commands: []string{"restore"},
 		Help:  "move a tablespace: OID=DIR (repeatable)",
 		field: func(o *Options) any { return &o.Restore.TablespaceMap }},
-	{Name: "target-time", Commands: []string{"restore"},
-		Help:  "recover to this time (PostgreSQL timestamp syntax, zone optional)",
+	{Name: "target-time", Commands: []string{"restore", "drill"},
+		Help:  "recover to this time (PostgreSQL timestamp syntax, zone optional); drill also takes random (a random point in the window after the backup)",
 		field: func(o *Options) any { return &o.Restore.TargetTime }},
 	{Name: "target-lsn", Commands: []string{"restore"},
 		Help:  "recover to this WAL position (e.g. 0/3000060)",
@@ -359,6 +387,25 @@ var registry = []*Key{
 	{Name: "owner", DocDefault: "owner of the --pgdata parent directory", Commands: []string{"restore"},
 		Help:  "when run as root, the user to own the restored files",
 		field: func(o *Options) any { return &o.Restore.Owner }},
+	{Name: "delta", Kind: Bool, Default: "false", Commands: []string{"restore"},
+		Help:  "rewrite an existing data directory of the same cluster, writing only the files and chunks that differ and removing what the backup does not have (the server must be stopped)",
+		field: func(o *Options) any { return &o.Restore.Delta }},
+	{Name: "delta-check", Default: "hash", Commands: []string{"restore"},
+		Help:  "how --delta finds what differs: hash (read and hash every chunk of the existing files) or size-time (keep a file whose size and modification time equal the backup's without reading it)",
+		field: func(o *Options) any { return &o.Restore.DeltaCheck },
+		check: oneOf("hash", "size-time")},
+	{Name: "standby", Kind: Bool, Default: "false", Commands: []string{"restore"},
+		Help:  "restore a streaming standby: standby.signal and primary_conninfo (needs --primary-conninfo); it falls back to the archive through restore_command",
+		field: func(o *Options) any { return &o.Restore.Standby }},
+	{Name: "primary-conninfo", Commands: []string{"restore"},
+		Help:  "with --standby: libpq connection string the standby streams from (written as primary_conninfo)",
+		field: func(o *Options) any { return &o.Restore.PrimaryConnInfo }},
+	{Name: "primary-slot-name", Commands: []string{"restore"},
+		Help:  "with --standby: the primary's physical replication slot to stream through (written as primary_slot_name)",
+		field: func(o *Options) any { return &o.Restore.PrimarySlotName }},
+	{Name: "db-include", Kind: List, SplitCommas: true, Commands: []string{"restore"},
+		Help:  "restore only this database (name or OID; repeatable) besides the system ones; the others' files are written empty, to be dropped",
+		field: func(o *Options) any { return &o.Restore.DBInclude }},
 
 	// Backups and WAL are compressed with different codecs by default (zstd:3
 	// for backups, zstd:1 for WAL, where latency counts), so one key cannot
@@ -408,6 +455,107 @@ var registry = []*Key{
 		Help:  "upload what the spool holds and exit, without a server",
 		field: func(o *Options) any { return &o.Receive.FlushOnly }},
 
+	{Name: "keep-last", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the N newest backups (and the WAL from the oldest of them on)",
+		field: func(o *Options) any { return &o.Keep.Last }, check: notNegative},
+	{Name: "keep-within", Kind: Duration, Default: "0s", Commands: keepCommands,
+		Help:  "retention: keep what restores to any point within this long (e.g. 30d): the backups in it, the newest before it, and the WAL from that one on",
+		field: func(o *Options) any { return &o.Keep.Within },
+		check: checked(func(d time.Duration) error {
+			if d < 0 {
+				return errors.New("give a duration such as 30d, or 0 for none")
+			}
+			return nil
+		})},
+	{Name: "keep-daily", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the newest backup of each of the N most recent days that have one",
+		field: func(o *Options) any { return &o.Keep.Daily }, check: notNegative},
+	{Name: "keep-weekly", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the newest backup of each of the N most recent ISO weeks that have one",
+		field: func(o *Options) any { return &o.Keep.Weekly }, check: notNegative},
+	{Name: "keep-monthly", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the newest backup of each of the N most recent months that have one",
+		field: func(o *Options) any { return &o.Keep.Monthly }, check: notNegative},
+	{Name: "keep-yearly", Kind: Int, Default: "0", Commands: keepCommands,
+		Help:  "retention: keep the newest backup of each of the N most recent years that have one",
+		field: func(o *Options) any { return &o.Keep.Yearly }, check: notNegative},
+	{Name: "dry-run", Kind: Bool, Default: "false", Commands: []string{"expire"}, In: FlagLayer,
+		Help:  "print what would be removed and the bytes it would free, and remove nothing",
+		field: func(o *Options) any { return &o.DryRun }},
+	{Name: "note", Commands: []string{"pin"}, In: FlagLayer,
+		Help:  "why the backup is pinned (shown by list and info)",
+		field: func(o *Options) any { return &o.Note }},
+	{Name: "pg-bin", Commands: []string{"drill", "daemon"}, DocDefault: "the cluster's major version under /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin, or on PATH",
+		Help:  "directory of the PostgreSQL server binaries a drill starts (the backup's major version)",
+		field: func(o *Options) any { return &o.Drill.PGBin }},
+	{Name: "scratch-dir", Commands: []string{"drill", "daemon"}, DocDefault: "$TMPDIR, else /tmp",
+		Help:  "where a drill restores (needs room for the whole cluster; removed afterwards)",
+		field: func(o *Options) any { return &o.Drill.ScratchDir }},
+	{Name: "drill-timeout", Kind: Duration, Default: "1h", Commands: []string{"drill", "daemon"},
+		Help:  "how long a drill may take from the restore to the end of its checks",
+		field: func(o *Options) any { return &o.Drill.Timeout },
+		check: positive("1h")},
+	{Name: "listen", FileName: "daemon.listen", Default: "127.0.0.1:9187", TopLevelOnly: true, Commands: daemonCommands,
+		Help:  "address of the daemon's HTTP server: /metrics (Prometheus), /healthz, /status (JSON), / (status page); in the file: listen in [daemon]",
+		field: func(o *Options) any { return &o.Daemon.Listen }},
+	{Name: "timezone", FileName: "daemon.timezone", DocDefault: "the machine's (TZ)", TopLevelOnly: true, Commands: daemonCommands,
+		Help:  "time zone of the schedules, e.g. Europe/Berlin; in the file: timezone in [daemon]",
+		field: func(o *Options) any { return &o.Daemon.TimeZone },
+		check: checked(func(s string) error {
+			if _, err := time.LoadLocation(s); s != "" && err != nil {
+				return fmt.Errorf("not a time zone name (%v)", err)
+			}
+			return nil
+		})},
+	{Name: "backup-schedule", Commands: daemonCommands,
+		Help:  "daemon: when to back up the cluster, in cron syntax (\"0 1 * * *\") or @every 6h, @daily, @hourly",
+		field: func(o *Options) any { return &o.Daemon.BackupSchedule }, check: schedule},
+	{Name: "verify-schedule", Commands: daemonCommands,
+		Help:  "daemon: when to run an incremental verify of the cluster's repositories (cron syntax or @every/@daily)",
+		field: func(o *Options) any { return &o.Daemon.VerifySchedule }, check: schedule},
+	{Name: "drill-schedule", Commands: daemonCommands,
+		Help:  "daemon: when to run a restore drill of the cluster (cron syntax or @every/@weekly)",
+		field: func(o *Options) any { return &o.Daemon.DrillSchedule }, check: schedule},
+	{Name: "drill-target", Default: "random", Commands: daemonCommands,
+		Help:  "daemon: where scheduled drills recover to: random (a random point after the backup) or latest (the end of the archived WAL)",
+		field: func(o *Options) any { return &o.Daemon.DrillTarget }, check: oneOf("random", "latest")},
+	{Name: "wal-stream", Kind: Bool, Default: "false", Commands: daemonCommands,
+		Help:  "daemon: run a supervised wal-receive for the cluster (with the wal-receive options)",
+		field: func(o *Options) any { return &o.Daemon.WALStream }},
+	{Name: "rpo-target", Kind: Duration, Default: "0s", Commands: daemonCommands,
+		Help:  "daemon: the recovery point objective: breached when the newest durable commit is older than this (0: none)",
+		field: func(o *Options) any { return &o.Daemon.RPOTarget }},
+	{Name: "rto-target", Kind: Duration, Default: "0s", Commands: daemonCommands,
+		Help:  "daemon: the recovery time objective: breached when the last drill's measured RTO is longer (0: none)",
+		field: func(o *Options) any { return &o.Daemon.RTOTarget }},
+	{Name: "on-failure", Kind: List, Commands: daemonCommands,
+		Help:  "daemon: hooks run on a failed backup, expire, verify or drill and on a breached objective: commands (run with sh -c, the event as JSON on stdin) or http(s):// URLs (POSTed the event)",
+		field: func(o *Options) any { return &o.Daemon.OnFailure }},
+	{Name: "on-success", Kind: List, Commands: daemonCommands,
+		Help:  "daemon: hooks run on a successful backup, expire, verify or drill and on a recovered objective (as on-failure)",
+		field: func(o *Options) any { return &o.Daemon.OnSuccess }},
+	{Name: "hook-timeout", Kind: Duration, Default: "30s", Commands: daemonCommands,
+		Help:  "daemon: how long a hook may run before it is killed",
+		field: func(o *Options) any { return &o.Daemon.HookTimeout }, check: positive("30s")},
+	{Name: "lock-wait", Kind: Duration, Default: "10m", Commands: lockCommands,
+		Help:  "how long to wait for a repository lock held by another process (a backup waits out a garbage collection sweep; expire waits for running backups before it sweeps)",
+		field: func(o *Options) any { return &o.LockWait },
+		check: checked(func(d time.Duration) error {
+			if d < 0 {
+				return errors.New("give a duration such as 10m, or 0 not to wait")
+			}
+			return nil
+		})},
+	{Name: "lock-settle", Kind: Duration, Default: "0s", Commands: lockCommands,
+		Help:  "wait between writing a lock and listing the others, for storage whose listings lag behind writes (S3-compatible servers without strong consistency)",
+		field: func(o *Options) any { return &o.LockSettle },
+		check: checked(func(d time.Duration) error {
+			if d < 0 || d > 5*time.Minute {
+				return errors.New("give a duration from 0 to 5m")
+			}
+			return nil
+		})},
+
 	{Name: "timeout", Kind: Duration, Default: "60s", Commands: []string{"check"},
 		Help:  "how long to wait for the switched segment to be archived",
 		field: func(o *Options) any { return &o.Timeout },
@@ -436,6 +584,25 @@ func oneOf(values ...string) func(any) error {
 		return nil
 	})
 }
+
+// schedule checks a cron line or @every/@daily descriptor.
+var schedule = checked(func(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, err := cron.ParseStandard(s)
+	if err != nil {
+		return fmt.Errorf("not a schedule (%v): use cron syntax such as \"0 1 * * *\", or @every 6h, @hourly, @daily, @weekly", err)
+	}
+	return nil
+})
+
+var notNegative = checked(func(n int) error {
+	if n < 0 {
+		return errors.New("give 0 (rule not used) or more")
+	}
+	return nil
+})
 
 func positive(example string) func(any) error {
 	return checked(func(d time.Duration) error {

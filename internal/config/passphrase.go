@@ -82,3 +82,36 @@ func readPassphraseFile(p string) ([]byte, error) {
 	}
 	return []byte(strings.TrimRight(string(b), "\r\n")), nil
 }
+
+// NewPassphraseSource is where key add and key passwd take the new passphrase
+// from: PGWARD_NEW_PASSPHRASE (Value) or a file (--new-passphrase-file or
+// PGWARD_NEW_PASSPHRASE_FILE). As for the passphrase, the stronger layer wins
+// (the flag over the environment) and within the environment the value comes
+// before the file.
+type NewPassphraseSource struct {
+	Value, File string
+}
+
+// String never shows the passphrase.
+func (p NewPassphraseSource) String() string {
+	switch {
+	case p.Value != "":
+		return "PGWARD_NEW_PASSPHRASE"
+	case p.File != "":
+		return "file " + p.File
+	}
+	return "none"
+}
+
+// NewPassphraseFunc returns how to get the new passphrase, or nil when none is
+// configured (the CLI then asks on a terminal).
+func (o *Options) NewPassphraseFunc() func() ([]byte, error) {
+	p := o.NewPassphrase
+	switch {
+	case p.File != "" && o.Origin("new-passphrase-file") == FromFlag, p.Value == "" && p.File != "":
+		return func() ([]byte, error) { return readPassphraseFile(p.File) }
+	case p.Value != "":
+		return func() ([]byte, error) { return []byte(p.Value), nil }
+	}
+	return nil
+}

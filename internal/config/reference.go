@@ -41,6 +41,11 @@ passphrase itself comes first, then the file, then the command. The ` + "`restor
 ` + "`restore`" + ` writes carries the strongest passphrase file or command even when ` + "`PGWARD_PASSPHRASE`" + `
 wins here: the server does not have this environment.
 
+**The new passphrase** of ` + "`key add`" + ` and ` + "`key passwd`" + ` is read the same way, from its own keys:
+` + "`--new-passphrase-file`" + ` beats ` + "`PGWARD_NEW_PASSPHRASE`" + `, which beats ` + "`PGWARD_NEW_PASSPHRASE_FILE`" + `; the
+config file cannot set it. With none of them, and a terminal on standard input, it is asked there twice
+(not echoed); without a terminal the command refuses.
+
 **Compression**: ` + "`compress`" + ` is the codec of backups (` + "`backup --compress`" + `, ` + "`PGWARD_COMPRESS`" + `);
 ` + "`wal-compress`" + ` is the codec of WAL (` + "`archive-push --compress`" + `, ` + "`wal-receive --compress`" + `,
 ` + "`PGWARD_WAL_COMPRESS`" + `).

@@ -59,6 +59,8 @@ type Facts struct {
 	SegSize uint64
 	// WALLevel is minimal, replica or logical.
 	WALLevel string
+	// InRecovery is set on a standby (a server in recovery).
+	InRecovery bool
 }
 
 // Identify learns the facts over a replication connection: IDENTIFY_SYSTEM and
@@ -87,7 +89,29 @@ func Identify(ctx context.Context, conn *pgconn.PgConn) (Facts, error) {
 	if f.SegSize, err = parseSize(size); err != nil {
 		return f, fmt.Errorf("cannot parse wal_segment_size %q", size)
 	}
+	if f.InRecovery, err = inRecovery(ctx, conn, f.Version.Major); err != nil {
+		return f, err
+	}
 	return f, nil
+}
+
+// inRecovery tells a standby from a primary over a replication connection,
+// where pg_is_in_recovery() cannot be called. PostgreSQL 14 and later report
+// in_hot_standby. On 13, a walsender's SHOW transaction_read_only is on during
+// recovery, and otherwise only when default_transaction_read_only is on, so a
+// primary with that default cannot be told from a standby there; it counts as a
+// primary.
+func inRecovery(ctx context.Context, conn *pgconn.PgConn, major int) (bool, error) {
+	if major >= 14 {
+		v, err := Show(ctx, conn, "in_hot_standby")
+		return v == "on", err
+	}
+	ro, err := Show(ctx, conn, "transaction_read_only")
+	if err != nil || ro != "on" {
+		return false, err
+	}
+	def, err := Show(ctx, conn, "default_transaction_read_only")
+	return def == "off", err
 }
 
 // Show runs SHOW name and returns the value.

@@ -21,6 +21,7 @@
 //     taken fsyncs the directory before it reports ErrExists, as Put does.
 //   - Temp files are invisible: names with a segment starting with ".tmp-" cannot be Put and
 //     are skipped by List, so a temp file left by a crash is garbage, never an object.
+//     Leftovers reports them (".tmp-<object base name>-<random>", so they name their object).
 //   - Only regular files are objects. Directories and anything else (sockets, FIFOs) are
 //     neither reported by List nor returned by Get and Stat, and Delete never removes a
 //     directory. Symlinks are followed everywhere, so part of a repository may live on
@@ -218,7 +219,7 @@ func (s *Storage) put(ctx context.Context, name string, r io.Reader, size int64,
 	}
 	rel := path.Dir(name)
 	dir := s.path(rel)
-	tmp, err := s.createTemp(rel)
+	tmp, err := s.createTemp(rel, path.Base(name))
 	if err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
@@ -267,14 +268,14 @@ func (s *Storage) put(ctx context.Context, name string, r io.Reader, size int64,
 	return nil
 }
 
-// createTemp creates a temp file in the relative directory rel, creating the directory first
-// if needed.
-func (s *Storage) createTemp(rel string) (*os.File, error) {
+// createTemp creates a temp file for the object base in the relative directory rel, creating
+// the directory first if needed. Its name says which object it was for (leftovers.go).
+func (s *Storage) createTemp(rel, base string) (*os.File, error) {
 	for attempt := 0; ; attempt++ {
 		err := s.ensureDir(rel)
 		var f *os.File
 		if err == nil {
-			f, err = os.CreateTemp(s.path(rel), tempPrefix+"*")
+			f, err = os.CreateTemp(s.path(rel), tempName(base))
 			if err != nil {
 				err = fmt.Errorf("create temp file: %w", err)
 			}

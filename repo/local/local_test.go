@@ -542,3 +542,51 @@ func TestPutDeferred(t *testing.T) {
 		t.Fatalf("still awaiting fsync after SyncDeferred: %v", s.unsynced)
 	}
 }
+
+// A crashed Put leaves a temp file: Leftovers names it by the object it was for, under the
+// prefixes that could hold that object only, and RemoveLeftover removes nothing else.
+func TestLeftovers(t *testing.T) {
+	s := newStorage(t)
+	ctx := t.Context()
+	put := func(name string) {
+		if err := s.Put(ctx, name, strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("chunks/ab/abcdef")
+	put("clusters/c/wal/000000010000000000000001")
+	tmp := filepath.Join(s.Dir(), "chunks", "ab", ".tmp-abc123-98765")
+	if err := os.WriteFile(tmp, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	collect := func(prefix string) []repo.Leftover {
+		var ls []repo.Leftover
+		if err := s.Leftovers(ctx, prefix, func(l repo.Leftover) error { ls = append(ls, l); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return ls
+	}
+	for _, prefix := range []string{"", "chunks/", "chunks/ab/abc1"} {
+		ls := collect(prefix)
+		if len(ls) != 1 || ls[0].Name != "chunks/ab/abc123" || ls[0].Size != 7 || ls[0].Started.IsZero() {
+			t.Fatalf("Leftovers(%q) = %+v; want the temp file of chunks/ab/abc123", prefix, ls)
+		}
+	}
+	for _, prefix := range []string{"clusters/", "chunks/ab/abd", "nothing/"} {
+		if ls := collect(prefix); len(ls) != 0 {
+			t.Fatalf("Leftovers(%q) = %+v; want none", prefix, ls)
+		}
+	}
+	if err := s.RemoveLeftover(ctx, repo.Leftover{Ref: filepath.Join(s.Dir(), "chunks", "ab", "abcdef")}); err == nil {
+		t.Fatal("RemoveLeftover removed an object")
+	}
+	if err := s.RemoveLeftover(ctx, collect("")[0]); err != nil {
+		t.Fatal(err)
+	}
+	if ls := collect(""); len(ls) != 0 {
+		t.Fatalf("after RemoveLeftover: %+v", ls)
+	}
+	if _, err := s.Stat(ctx, "chunks/ab/abcdef"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -40,8 +40,16 @@ func (p passThrough) List(ctx context.Context, prefix string, fn func(repo.Objec
 }
 
 func (p passThrough) Delete(ctx context.Context, name string) error { return p.st.Delete(ctx, name) }
-func (p passThrough) String() string                                { return p.st.String() }
-func (p passThrough) Unwrap() repo.Storage                          { return p.st }
+
+func (p passThrough) Leftovers(ctx context.Context, prefix string, fn func(repo.Leftover) error) error {
+	return p.st.Leftovers(ctx, prefix, fn)
+}
+
+func (p passThrough) RemoveLeftover(ctx context.Context, l repo.Leftover) error {
+	return p.st.RemoveLeftover(ctx, l)
+}
+func (p passThrough) String() string       { return p.st.String() }
+func (p passThrough) Unwrap() repo.Storage { return p.st }
 
 // Adding a wrapper changes no behaviour: local storage under one keeps the contract, and
 // the directory fsyncs it defers for chunks still happen when a manifest is written through

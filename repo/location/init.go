@@ -22,7 +22,7 @@ func Init(ctx context.Context, specs []string, o Options, opts repo.InitOptions)
 	}
 	for _, s := range specs {
 		if st, err := Storage(s, o, false); err == nil {
-			if _, err := st.Stat(ctx, "config"); err == nil {
+			if exists, err := repo.Exists(ctx, st); err == nil && exists {
 				return nil, fmt.Errorf("init %s: a repository already exists there; use it, or choose an empty location", st)
 			}
 		}

@@ -98,3 +98,11 @@ func (l *lazy) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo)
 func (l *lazy) Delete(ctx context.Context, name string) error {
 	return l.do(ctx, func(st repo.Storage) error { return st.Delete(ctx, name) })
 }
+
+func (l *lazy) Leftovers(ctx context.Context, prefix string, fn func(repo.Leftover) error) error {
+	return l.do(ctx, func(st repo.Storage) error { return st.Leftovers(ctx, prefix, fn) })
+}
+
+func (l *lazy) RemoveLeftover(ctx context.Context, lo repo.Leftover) error {
+	return l.do(ctx, func(st repo.Storage) error { return st.RemoveLeftover(ctx, lo) })
+}

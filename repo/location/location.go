@@ -37,7 +37,9 @@ type Options struct {
 	// PassphraseGiven tells that the user configured a passphrase explicitly, so
 	// that an unencrypted repository is worth a warning.
 	PassphraseGiven bool
-	Log             *slog.Logger
+	// Locks is how every repository's locks are taken.
+	Locks repo.LockPolicy
+	Log   *slog.Logger
 }
 
 // S3Options apply to every s3:// location.
@@ -202,6 +204,7 @@ func open(ctx context.Context, specs []string, o Options, skip bool) ([]*repo.Re
 		if err != nil {
 			return nil, err
 		}
+		r.SetLockPolicy(o.Locks)
 		if !r.Encrypted() && o.PassphraseGiven && o.Log != nil {
 			o.Log.Warn("the repository is not encrypted: the passphrase option is ignored", "repo", r.String())
 		}

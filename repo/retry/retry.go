@@ -540,3 +540,32 @@ func (t *trackingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Leftovers is retried while nothing was reported yet: the order is unspecified, so a
+// listing cannot be resumed where it failed.
+func (s *storage) Leftovers(ctx context.Context, prefix string, fn func(repo.Leftover) error) error {
+	t := s.begin(ctx, "list leftovers", prefix)
+	for {
+		reported := false
+		err := s.st.Leftovers(ctx, prefix, func(l repo.Leftover) error {
+			reported = true
+			return fn(l)
+		})
+		if reported {
+			return err
+		}
+		if retry, err := t.again(err); !retry {
+			return err
+		}
+	}
+}
+
+func (s *storage) RemoveLeftover(ctx context.Context, l repo.Leftover) error {
+	t := s.begin(ctx, "remove leftover", l.Name)
+	for {
+		err := s.st.RemoveLeftover(ctx, l)
+		if retry, err := t.again(err); !retry {
+			return err
+		}
+	}
+}

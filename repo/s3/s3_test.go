@@ -530,3 +530,46 @@ func TestModTime(t *testing.T) {
 		t.Fatalf("List = %+v, want the ModTime Stat reported, %s", listed, info.ModTime)
 	}
 }
+
+// A process killed during a multipart Put leaves the upload open: Leftovers reports it under
+// the object's name, and RemoveLeftover aborts it.
+func TestLeftovers(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := s3test.BucketName(t)
+	srv.CreateBucket(t, bucket)
+	c := testConfig(srv, bucket)
+	c.Prefix = "repo"
+	st := mustOpen(t, c)
+	mc := srv.Minio(t)
+	ctx := t.Context()
+	core := minio.Core{Client: mc}
+	if _, err := core.NewMultipartUpload(ctx, bucket, "repo/chunks/ab/abcd", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.NewMultipartUpload(ctx, bucket, "other/chunks/ab/abcd", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	collect := func(prefix string) []repo.Leftover {
+		var ls []repo.Leftover
+		if err := st.Leftovers(ctx, prefix, func(l repo.Leftover) error { ls = append(ls, l); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return ls
+	}
+	ls := collect("chunks/")
+	if len(ls) != 1 || ls[0].Name != "chunks/ab/abcd" || ls[0].Started.IsZero() {
+		t.Fatalf("Leftovers = %+v; want the upload of chunks/ab/abcd only", ls)
+	}
+	if got := collect("packs/"); len(got) != 0 {
+		t.Fatalf("Leftovers(packs/) = %+v", got)
+	}
+	if err := st.RemoveLeftover(ctx, ls[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RemoveLeftover(ctx, ls[0]); err != nil {
+		t.Fatalf("removing it again: %v", err)
+	}
+	if got := collect(""); len(got) != 0 {
+		t.Fatalf("after RemoveLeftover: %+v", got)
+	}
+}

@@ -37,7 +37,7 @@ func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64)
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := s.path(rel) + "/" + tempPrefix + hex.EncodeToString(rnd[:])
+	tmp := s.path(rel) + "/" + tempName(path.Base(name), hex.EncodeToString(rnd[:]))
 	final := s.path(name)
 	err = s.writeTemp(ctx, cl, tmp, r, size)
 	if isMissing(err) {

@@ -200,3 +200,65 @@ func TestAgent(t *testing.T) {
 		t.Fatalf("Open with no key at all: %v", err)
 	}
 }
+
+// TestLeftovers: a temp file a killed Put left is reported under the object it was for,
+// with its size and time, and removed; nothing outside the repository's temp files is.
+func TestLeftovers(t *testing.T) {
+	srv := sshtest.Start(t)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	dir := filepath.Join(srv.Dir, "leftovers")
+	st, err := Create(t.Context(), testConfig(srv, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Put(t.Context(), "chunks/ab/abcd", strings.NewReader("whole"), 5); err != nil {
+		t.Fatal(err)
+	}
+	// What a Put killed between its write and its rename leaves.
+	tmp := filepath.Join(dir, "chunks", "ab", tempName("abce", "0123456789abcdef"))
+	if err := os.WriteFile(tmp, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got []repo.Leftover
+	for _, prefix := range []string{"", "chunks/", "chunks/ab/abc"} {
+		got = nil
+		if err := st.Leftovers(t.Context(), prefix, func(l repo.Leftover) error { got = append(got, l); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Name != "chunks/ab/abce" || got[0].Size != 7 || got[0].Started.IsZero() {
+			t.Fatalf("Leftovers(%q) = %+v, want the temp file of chunks/ab/abce", prefix, got)
+		}
+	}
+	if err := st.Leftovers(t.Context(), "chunks/ab/abcd", func(l repo.Leftover) error {
+		return fmt.Errorf("Leftovers(\"chunks/ab/abcd\") reported %+v", l)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if names := listNames(t, st); len(names) != 1 || names[0] != "chunks/ab/abcd" {
+		t.Fatalf("List shows %v, want only the object", names)
+	}
+	bad := got[0]
+	bad.Ref = filepath.Join(dir, "chunks", "ab", "abcd")
+	if err := st.RemoveLeftover(t.Context(), bad); err == nil {
+		t.Fatal("RemoveLeftover removed an object")
+	}
+	if err := st.RemoveLeftover(t.Context(), got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("the temp file is still there: %v", err)
+	}
+	if err := st.RemoveLeftover(t.Context(), got[0]); err != nil {
+		t.Fatalf("RemoveLeftover of one already gone: %v", err)
+	}
+}
+
+func listNames(t *testing.T, st *Storage) []string {
+	t.Helper()
+	var names []string
+	if err := st.List(t.Context(), "", func(o repo.ObjectInfo) error { names = append(names, o.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}

@@ -92,6 +92,26 @@ func TestFaultySelects(t *testing.T) {
 	}
 }
 
+// Skip lets the first calls through, then the fault holds: a process that dies
+// at a chosen call.
+func TestFaultySkip(t *testing.T) {
+	f := storagetest.NewFaulty(storagetest.NewMemory())
+	f.Set(storagetest.Fault{Err: storagetest.ErrInjected, Skip: 2})
+	put(t, f, "a", []byte("1"))
+	if _, err := read(f, "a"); err != nil {
+		t.Fatalf("second call, within Skip: %v", err)
+	}
+	for i := range 3 {
+		if err := f.Delete(t.Context(), "a"); !errors.Is(err, storagetest.ErrInjected) {
+			t.Fatalf("call %d after Skip: %v, want the injected error", 3+i, err)
+		}
+	}
+	f.Set()
+	if b, err := read(f, "a"); err != nil || string(b) != "1" {
+		t.Fatalf("what the first calls did is kept: %q, %v", b, err)
+	}
+}
+
 // A corrupted Get delivers every byte but the last unchanged, in any read sizes.
 func TestFaultyCorrupts(t *testing.T) {
 	f := storagetest.NewFaulty(storagetest.NewMemory())

@@ -18,14 +18,16 @@ type Op string
 
 // The operations a Fault can target.
 const (
-	OpPut          Op = "Put"
-	OpPutDeferred  Op = "PutDeferred"
-	OpSyncDeferred Op = "SyncDeferred"
-	OpGet          Op = "Get"
-	OpGetRange     Op = "GetRange"
-	OpStat         Op = "Stat"
-	OpList         Op = "List"
-	OpDelete       Op = "Delete"
+	OpPut            Op = "Put"
+	OpPutDeferred    Op = "PutDeferred"
+	OpSyncDeferred   Op = "SyncDeferred"
+	OpGet            Op = "Get"
+	OpGetRange       Op = "GetRange"
+	OpStat           Op = "Stat"
+	OpList           Op = "List"
+	OpDelete         Op = "Delete"
+	OpLeftovers      Op = "Leftovers"
+	OpRemoveLeftover Op = "RemoveLeftover"
 )
 
 // ErrInjected is a ready-made error for Fault.Err: a failure no retry policy knows to be
@@ -53,6 +55,9 @@ type Fault struct {
 	// Times limits the fault to the next Times matching calls; 0 means until the faults are
 	// changed.
 	Times int
+	// Skip lets the first Skip matching calls through untouched (and uncounted by Times): a
+	// crash test fails the n-th call with Skip n-1.
+	Skip int
 }
 
 // Faulty wraps a repo.Storage and fails, delays or corrupts the calls that its faults
@@ -131,6 +136,10 @@ func (f *Faulty) begin(ctx context.Context, op Op, name string) (Fault, error) {
 	for i := range f.faults {
 		if !f.faults[i].matches(op, name) {
 			continue
+		}
+		if f.faults[i].Skip > 0 {
+			f.faults[i].Skip--
+			break
 		}
 		ft = f.faults[i]
 		if f.faults[i].Times > 0 {
@@ -221,6 +230,20 @@ func (f *Faulty) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	return f.st.Delete(ctx, name)
+}
+
+func (f *Faulty) Leftovers(ctx context.Context, prefix string, fn func(repo.Leftover) error) error {
+	if _, err := f.begin(ctx, OpLeftovers, prefix); err != nil {
+		return err
+	}
+	return f.st.Leftovers(ctx, prefix, fn)
+}
+
+func (f *Faulty) RemoveLeftover(ctx context.Context, l repo.Leftover) error {
+	if _, err := f.begin(ctx, OpRemoveLeftover, l.Name); err != nil {
+		return err
+	}
+	return f.st.RemoveLeftover(ctx, l)
 }
 
 // lastByteInverter delivers an object with its last byte inverted. It holds the last byte

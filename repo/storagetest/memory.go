@@ -19,9 +19,10 @@ import (
 // conformance suite checks. Durability is moot (a crash loses everything), so PutDeferred is
 // Put and SyncDeferred does nothing.
 type Memory struct {
-	name    string
-	mu      sync.RWMutex
-	objects map[string]memObject
+	name      string
+	mu        sync.RWMutex
+	objects   map[string]memObject
+	leftovers map[string]repo.Leftover
 }
 
 // memObject is a stored object; data is never modified once stored, so Get may hand it out.
@@ -36,8 +37,9 @@ var memories atomic.Int64
 // NewMemory returns an empty in-memory storage.
 func NewMemory() *Memory {
 	return &Memory{
-		name:    fmt.Sprintf("memory-%d", memories.Add(1)),
-		objects: map[string]memObject{},
+		name:      fmt.Sprintf("memory-%d", memories.Add(1)),
+		objects:   map[string]memObject{},
+		leftovers: map[string]repo.Leftover{},
 	}
 }
 
@@ -175,6 +177,52 @@ func (m *Memory) Delete(ctx context.Context, name string) error {
 	}
 	m.mu.Lock()
 	delete(m.objects, name)
+	m.mu.Unlock()
+	return nil
+}
+
+// AddLeftover makes the storage report a leftover of an interrupted write of name, started
+// at started, as a crashed writer leaves one; it returns its Ref.
+func (m *Memory) AddLeftover(name string, size int64, started time.Time) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ref := fmt.Sprintf("leftover-%d", len(m.leftovers)+1)
+	for m.leftovers[ref].Ref != "" {
+		ref += "+"
+	}
+	m.leftovers[ref] = repo.Leftover{Name: name, Ref: ref, Size: size, Started: started}
+	return ref
+}
+
+// Leftovers implements repo.Storage: those AddLeftover made and RemoveLeftover did not remove.
+func (m *Memory) Leftovers(ctx context.Context, prefix string, fn func(repo.Leftover) error) error {
+	m.mu.RLock()
+	var ls []repo.Leftover
+	for _, l := range m.leftovers {
+		if strings.HasPrefix(l.Name, prefix) {
+			ls = append(ls, l)
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(ls, func(a, b repo.Leftover) int { return strings.Compare(a.Ref, b.Ref) })
+	for _, l := range ls {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveLeftover implements repo.Storage.
+func (m *Memory) RemoveLeftover(ctx context.Context, l repo.Leftover) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.leftovers, l.Ref)
 	m.mu.Unlock()
 	return nil
 }

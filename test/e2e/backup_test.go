@@ -90,7 +90,13 @@ func testBackupRestore(t *testing.T, major int) {
 	// The source must keep running untouched while the copy starts.
 	dst := pgtest.StartDataDir(t, major, target, nil, true)
 	compareSums(t, want, pgtest.Checksums(t, dst))
+	var checksums string
+	dst.QueryRow(t, "postgres", "SHOW data_checksums", &checksums)
 	dst.Stop(t, "fast")
+	// Every page of the restored (and recovered) cluster has a valid checksum.
+	if n := pgtest.VerifyPageChecksums(t, target); n == 0 || checksums != "on" {
+		t.Errorf("restored cluster: data_checksums %s, %d pages checked", checksums, n)
+	}
 
 	// A second backup of the unchanged cluster adds little.
 	before := repoSize(t, repoDir)

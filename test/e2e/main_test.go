@@ -1,5 +1,5 @@
 // Package e2e proves pgward end to end: the real binary, built once, against
-// real PostgreSQL clusters the tests start (13, 15 and 17 by default; see
+// real PostgreSQL clusters the tests start (13 to 18 by default; see
 // pgtest.Versions). Every restore is started and its rows compared with the
 // source's.
 package e2e

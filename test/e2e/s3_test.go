@@ -54,7 +54,9 @@ func TestS3(t *testing.T) {
 	t.Run("Faults", func(t *testing.T) { testS3Faults(t, srv) })
 	t.Run("ServerDown", f.testServerDown)
 	t.Run("ReceiverOutage", func(t *testing.T) { testReceiverOutage(t, srv) })
+	t.Run("ExpireWhileWriting", func(t *testing.T) { testS3ExpireWhileWriting(t, srv) })
 	t.Run("Errors", f.testErrors)
+	t.Run("Keys", func(t *testing.T) { testS3Keys(t, srv) })
 }
 
 type s3Fixture struct {
@@ -436,4 +438,15 @@ func (f *s3Fixture) testErrors(t *testing.T) {
 	mustPgward(t, append(s3Env(srv), "PGWARD_REPO="+s3Repo, "PGWARD_S3_ENDPOINT="+srv.Endpoint, "PGWARD_S3_PATH_STYLE=true"), "list")
 	mustPgward(t, append(s3Env(srv), "AWS_ENDPOINT_URL_S3="+srv.Endpoint), "list", "--repo", s3Repo, "--s3-path-style")
 	failPgward(t, s3Env(srv), []string{"--s3-sse", "use AES256 or aws:kms"}, "list", "--repo", s3Repo, "--s3-sse", "rot13")
+}
+
+// testS3ExpireWhileWriting: the lock protocol of garbage collection holds on S3, where
+// locks are objects like any other: expire beside a running backup and archive-push, and a
+// backup started during a sweep.
+func testS3ExpireWhileWriting(t *testing.T, srv *s3test.Server) {
+	bucket := s3test.BucketName(t)
+	s3Repo := "s3://" + bucket + "/life"
+	c, work := s3Archiving(t, srv, srv.Endpoint, s3Repo)
+	testExpireWhileWriting(t, &writingTarget{env: s3Env(srv), repo: argv([]string{"--repo", s3Repo}, s3Flags(srv.Endpoint)), c: c, work: work,
+		locked: func() bool { return len(objectNames(t, srv, bucket, "life/locks/.repository/")) > 0 }})
 }

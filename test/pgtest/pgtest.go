@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +41,7 @@ import (
 )
 
 // DefaultVersions are the majors tested when PGWARD_PG_VERSIONS is unset.
-const DefaultVersions = "13 15 17"
+const DefaultVersions = "13 14 15 16 17 18"
 
 // ClientBin holds the client tools (pgbench) used against servers of every major.
 const ClientBin = "/usr/lib/postgresql/15/bin"
@@ -62,6 +63,19 @@ func Versions() []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// EdgeVersions are the oldest and the newest of Versions() (one when they are
+// the same). Tests of one feature that need several clusters run on these two,
+// where the protocol and catalog differences lie, while every major runs the
+// basic backup, PITR and streaming tests: that keeps CI within its budget.
+func EdgeVersions() []int {
+	v := slices.Clone(Versions())
+	slices.Sort(v)
+	if len(v) <= 1 || v[0] == v[len(v)-1] {
+		return v[:min(len(v), 1)]
+	}
+	return []int{v[0], v[len(v)-1]}
 }
 
 // RepoRoot returns the directory holding go.mod, found by walking up from the working

@@ -1,11 +1,13 @@
 package pgtest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,7 +15,7 @@ import (
 
 func TestVersions(t *testing.T) {
 	t.Setenv("PGWARD_PG_VERSIONS", "")
-	if got := Versions(); !slices.Equal(got, []int{13, 15, 17}) {
+	if got := Versions(); !slices.Equal(got, []int{13, 14, 15, 16, 17, 18}) {
 		t.Errorf("default Versions() = %v", got)
 	}
 	t.Setenv("PGWARD_PG_VERSIONS", " 17,13  18 ")
@@ -258,4 +260,34 @@ func mapsEqual(a, b map[string]TableSum) bool {
 		}
 	}
 	return true
+}
+
+// TestPageChecksums: the harness's page checksum check agrees with
+// PostgreSQL's pg_checksums on a checksummed cluster, and finds a flipped byte.
+func TestPageChecksums(t *testing.T) {
+	c := Start(t, 15, Options{Checksums: true})
+	c.Exec(t, "postgres", "CREATE TABLE x AS SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+	c.Stop(t, "fast")
+	if n := VerifyPageChecksums(t, c.DataDir); n < 100 {
+		t.Fatalf("checked %d pages, expected the whole catalog and table", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := runServerTool(ctx, filepath.Join(ClientBin, "pg_checksums"), "--check", "-D", c.DataDir); err != nil {
+		t.Fatalf("pg_checksums disagrees: %v\n%s", err, out)
+	}
+	var rel string
+	c.Start(t)
+	c.QueryRow(t, "postgres", "SELECT pg_relation_filepath('x')", &rel)
+	c.Stop(t, "fast")
+	p := filepath.Join(c.DataDir, rel)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xFF}, 3*8192+4000)
+	f.Close()
+	if _, bad, err := verifyFile(p, 0); err != nil || len(bad) != 1 || !strings.Contains(bad[0], "block 3") {
+		t.Fatalf("a flipped byte in block 3: %v %v", bad, err)
+	}
 }
