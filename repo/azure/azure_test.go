@@ -100,21 +100,36 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestSAS: a SAS token for the container is enough to use it.
-func TestSAS(t *testing.T) {
+// TestCredentials: a SAS token for the container, or a connection string, is enough to use
+// it; a connection string with an endpoint option as well is refused.
+func TestCredentials(t *testing.T) {
 	srv := azuritetest.Start(t)
 	name := azuritetest.ContainerName(t)
 	srv.CreateContainer(t, name)
-	sas := srv.ContainerSAS(t, name)
-	st, err := Open(t.Context(), Config{Container: name, Endpoint: srv.Endpoint, Getenv: env(srv, envKey, "", envSAS, "?"+sas)})
-	if err != nil {
-		t.Fatalf("Open with a SAS token: %v", err)
+	cs := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", srv.Account, srv.Key, srv.Endpoint)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"SAS", Config{Container: name, Endpoint: srv.Endpoint, Getenv: env(srv, envKey, "", envSAS, "?"+srv.ContainerSAS(t, name))}},
+		{"ConnectionString", Config{Container: name, Getenv: env(srv, envKey, "", envAccount, "", envConnectionString, cs)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := Open(t.Context(), tc.cfg)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if err := st.Put(t.Context(), tc.name, strings.NewReader("cred"), 4); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			if got := srv.BlobNames(t, name, tc.name); len(got) != 1 || got[0] != tc.name {
+				t.Fatalf("blobs after Put: %v", got)
+			}
+		})
 	}
-	if err := st.Put(t.Context(), "x", strings.NewReader("sas"), 3); err != nil {
-		t.Fatalf("Put with a SAS token: %v", err)
-	}
-	if got := srv.BlobNames(t, name, ""); len(got) != 1 || got[0] != "x" {
-		t.Fatalf("blobs after Put with a SAS token: %v", got)
+	_, err := Open(t.Context(), Config{Container: name, Endpoint: srv.Endpoint, Getenv: env(srv, envConnectionString, cs)})
+	if err == nil || !strings.Contains(err.Error(), "names the endpoint itself") || strings.Contains(err.Error(), srv.Key) {
+		t.Fatalf("Open with a connection string and an endpoint: %v", err)
 	}
 }
 
