@@ -251,8 +251,8 @@ func newClient(c Config) (*container.Client, error) {
 	}
 	cred, err := azidentity.NewDefaultAzureCredential(nil)
 	if err != nil {
-		return nil, &permanentError{fmt.Errorf("no Azure credentials found: set %s and %s, or %s, or %s, or run where a managed identity or an Azure CLI login is available: %w",
-			envAccount, envKey, envSAS, envConnectionString, err)}
+		return nil, &permanentError{fmt.Errorf("no Azure credentials found: set %s and %s, or %s, or %s, or run where a managed identity or an Azure CLI login is available: %s",
+			envAccount, envKey, envSAS, envConnectionString, oneLine(err))}
 	}
 	return container.NewClient(containerURL, cred, opts)
 }
@@ -297,8 +297,8 @@ func (s *Storage) containerError(err error) error {
 	var nonRetriable interface{ NonRetriable() }
 	switch {
 	case status == 0 && (errors.As(err, &authErr) || errors.As(err, &nonRetriable)):
-		return &permanentError{fmt.Errorf("no Azure credentials could be obtained for container %s: set %s and %s, or %s, or %s, or run where a managed identity or an Azure CLI login is available: %w",
-			s.container, envAccount, envKey, envSAS, envConnectionString, err)}
+		return &permanentError{fmt.Errorf("no Azure credentials could be obtained for container %s: set %s and %s, or %s, or %s, or run where a managed identity or an Azure CLI login is available: %s",
+			s.container, envAccount, envKey, envSAS, envConnectionString, oneLine(err))}
 	case code == string(bloberror.ContainerNotFound) || status == http.StatusNotFound:
 		return &containerErr{msg: fmt.Sprintf("container %s does not exist (create it, or run pgward init which creates it)", s.container),
 			is: fs.ErrNotExist, err: err}
@@ -326,7 +326,7 @@ func (e *containerErr) Error() string {
 	case status != 0:
 		return fmt.Sprintf("%s (HTTP %d)", e.msg, status)
 	}
-	return e.msg + ": " + e.err.Error()
+	return e.msg + ": " + oneLine(e.err)
 }
 
 func (e *containerErr) Is(target error) bool { return target == e.is }
@@ -372,9 +372,26 @@ type responseError struct {
 	transient bool
 }
 
-func (e *responseError) Error() string   { return e.err.Error() }
+// Error says the status and Azure's error code on one line (the SDK's own message spans
+// a dozen lines with the request and the response body); the operation and blob are in the
+// message that wraps it, the SDK's error in the chain.
+func (e *responseError) Error() string {
+	var re *azcore.ResponseError
+	if errors.As(e.err, &re) {
+		if re.ErrorCode != "" {
+			return fmt.Sprintf("HTTP %d %s", re.StatusCode, re.ErrorCode)
+		}
+		return fmt.Sprintf("HTTP %d", re.StatusCode)
+	}
+	return oneLine(e.err)
+}
 func (e *responseError) Unwrap() error   { return e.err }
 func (e *responseError) Transient() bool { return e.transient }
+
+// oneLine says err on one line: the SDK and the identity chain spread theirs over several.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
 
 // permanentError marks an error that repo/retry must not repeat.
 type permanentError struct{ err error }

@@ -92,6 +92,9 @@ func TestOpenErrors(t *testing.T) {
 			if strings.Contains(err.Error(), srv.Key) || strings.Contains(err.Error(), wrongKey) {
 				t.Errorf("error shows the key: %v", err)
 			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %v", err)
+			}
 			var tr interface{ Transient() bool }
 			if errors.As(err, &tr) && tr.Transient() {
 				t.Errorf("error is transient, want permanent: %v", err)
@@ -171,5 +174,29 @@ func TestFailingLargePut(t *testing.T) {
 	}
 	if names := srv.BlobNames(t, name, ""); len(names) != 0 {
 		t.Fatalf("blobs after a failed Put: %v", names)
+	}
+}
+
+// TestOperationErrors: the service's answers to operations are one line each, with the
+// status and Azure's error code, and a container deleted behind the repository's back is
+// not taken for an empty one.
+func TestOperationErrors(t *testing.T) {
+	srv := azuritetest.Start(t)
+	name := azuritetest.ContainerName(t)
+	srv.CreateContainer(t, name)
+	st, err := Open(t.Context(), testConfig(srv, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Client(t).DeleteContainer(t.Context(), name, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = st.Put(t.Context(), "x", strings.NewReader("x"), 1)
+	if err == nil || err.Error() != "put azure://"+name+"/x: container "+name+" does not exist: HTTP 404 ContainerNotFound" {
+		t.Errorf("Put into a deleted container: %v", err)
+	}
+	err = st.List(t.Context(), "", func(repo.ObjectInfo) error { return nil })
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("List of a deleted container: %v", err)
 	}
 }

@@ -227,8 +227,15 @@ func newStorage(ctx context.Context, c Config) (*Storage, error) {
 // repo/retry: repeating the search would only delay this message.
 func errNoCredentials(err error) error {
 	return &permanentError{fmt.Errorf("no usable Google credentials: set %s to a credentials file (a service account key), "+
-		"run 'gcloud auth application-default login', or run on Google Cloud with a service account: %w", envCredentials, err)}
+		"run 'gcloud auth application-default login', or run on Google Cloud with a service account: %w", envCredentials, &oneLineError{err})}
 }
+
+// oneLineError says err on one line (the auth library puts the token endpoint's answer on a
+// line of its own) and keeps it in the chain.
+type oneLineError struct{ err error }
+
+func (e *oneLineError) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", " ") }
+func (e *oneLineError) Unwrap() error { return e.err }
 
 // checkBucket makes sure the bucket exists and is readable with these credentials. It lists
 // one object rather than reading the bucket's metadata: a role scoped to objects

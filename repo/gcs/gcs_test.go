@@ -2,24 +2,11 @@ package gcs
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/iotest"
 
@@ -123,90 +110,29 @@ func TestFailingLargePut(t *testing.T) {
 
 // TestWrongKey: a service account key file whose key is not the one Google holds for the
 // account is refused by the token endpoint ("invalid_grant"), and Open says so in one
-// sentence, permanent, before any storage request. The token endpoint is a small server on
-// 127.0.0.1 that checks the signed assertion against the account's registered public key,
-// as Google's does.
+// sentence, permanent, before any storage request. The token endpoint (gcstest.TokenServer,
+// on 127.0.0.1) checks the signed assertion against the account's registered public key, as
+// Google's does.
 func TestWrongKey(t *testing.T) {
-	registered, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tokens atomic.Int32
-	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := verifyAssertion(r.FormValue("assertion"), &registered.PublicKey); err != nil {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`)
-			return
-		}
-		tokens.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"access_token":"ya29.test","token_type":"Bearer","expires_in":3600}`)
-	}))
-	defer tokenSrv.Close()
+	ts := gcstest.StartTokenServer(t)
 	// Storage requests would go here, a closed port: the test must not get that far.
 	endpoint := "https://127.0.0.1:1/storage/v1/"
 
-	t.Setenv(envCredentials, serviceAccountFile(t, other, tokenSrv.URL))
-	_, err = Open(t.Context(), Config{Bucket: "any-bucket", Endpoint: endpoint})
+	t.Setenv(envCredentials, ts.WrongKeyFile(t))
+	_, err := Open(t.Context(), Config{Bucket: "any-bucket", Endpoint: endpoint})
 	if err == nil || !strings.Contains(err.Error(), "no usable Google credentials: set GOOGLE_APPLICATION_CREDENTIALS") ||
 		!strings.Contains(err.Error(), "invalid_grant") {
 		t.Fatalf("Open with a wrong key: %v", err)
 	}
 	checkPermanent(t, err)
-	if strings.Contains(err.Error(), "PRIVATE KEY") {
-		t.Fatalf("the error shows the key: %v", err)
+	if strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "PRIVATE KEY") {
+		t.Fatalf("the error is not one line, or shows the key: %v", err)
 	}
 
 	// The registered key gets its token; Open then goes on to the bucket.
-	t.Setenv(envCredentials, serviceAccountFile(t, registered, tokenSrv.URL))
+	t.Setenv(envCredentials, ts.KeyFile(t))
 	_, err = Open(t.Context(), Config{Bucket: "any-bucket", Endpoint: endpoint})
-	if tokens.Load() != 1 || err == nil || strings.Contains(err.Error(), "credentials") {
-		t.Fatalf("Open with the registered key: %d tokens, %v; want a token, then a failure to reach the bucket", tokens.Load(), err)
+	if ts.Tokens() != 1 || err == nil || strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("Open with the registered key: %d tokens, %v; want a token, then a failure to reach the bucket", ts.Tokens(), err)
 	}
-}
-
-// serviceAccountFile writes a service account key file holding key, whose token endpoint
-// is tokenURL.
-func serviceAccountFile(t *testing.T, key *rsa.PrivateKey, tokenURL string) string {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(map[string]string{
-		"type":           "service_account",
-		"project_id":     "pgward-test",
-		"private_key_id": "0123456789abcdef",
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email":   "pgward@pgward-test.iam.gserviceaccount.com",
-		"client_id":      "1",
-		"token_uri":      tokenURL,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// verifyAssertion checks an RS256 JWT's signature with pub.
-func verifyAssertion(jwt string, pub *rsa.PublicKey) error {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return errors.New("not a JWT")
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	return rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig)
 }

@@ -109,13 +109,18 @@ func startRemoteKinds(t *testing.T) (azure, gcs, sftp *remoteKind) {
 		down: gs.Kill,
 		up:   gs.Restart,
 	}
+	tokens := gcstest.StartTokenServer(t)
 	gcs.badInput = func(t *testing.T, repo string) []badCase {
 		return []badCase{
 			{"MissingBucket", nil, nil, "gs://no-such-bucket/pg",
 				"bucket no-such-bucket does not exist (create it, or run pgward init which creates it)"},
-			// Credentials are only sent over https: a key that cannot sign is refused
-			// before any request.
+			// Credentials are only sent over https, and asked for before any storage
+			// request: a key file that cannot sign, and a valid key that is not the
+			// account's, refused by the token endpoint.
 			{"BrokenCredentials", []string{"GOOGLE_APPLICATION_CREDENTIALS=" + gcstest.BrokenServiceAccount(t)},
+				[]string{"--gcs-endpoint", "https://" + gs.Addr + "/storage/v1/"}, repo,
+				"no usable Google credentials: set GOOGLE_APPLICATION_CREDENTIALS"},
+			{"WrongKey", []string{"GOOGLE_APPLICATION_CREDENTIALS=" + tokens.WrongKeyFile(t)},
 				[]string{"--gcs-endpoint", "https://" + gs.Addr + "/storage/v1/"}, repo,
 				"no usable Google credentials: set GOOGLE_APPLICATION_CREDENTIALS"},
 		}
