@@ -39,16 +39,19 @@ func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64)
 	_, _ = rand.Read(rnd[:])
 	tmp := s.path(rel) + "/" + tempName(path.Base(name), hex.EncodeToString(rnd[:]))
 	final := s.path(name)
-	err = s.writeTemp(ctx, cl, tmp, r, size)
+	f, err := cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if isMissing(err) {
 		// A cached directory was removed behind our back (an operator cleaning up, a
-		// test): forget what we knew and create it again, once. Nothing was read from r.
+		// test): forget what we knew and create it again, once.
 		s.dirs.Clear()
 		if err = s.ensureDir(cl, rel); err == nil {
-			err = s.writeTemp(ctx, cl, tmp, r, size)
+			f, err = cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 		}
 	}
 	if err != nil {
+		return s.opError(cl, "put", final, err)
+	}
+	if err := writeTemp(ctx, f, r, size); err != nil {
 		_ = cl.Remove(tmp)
 		return s.opError(cl, "put", final, err)
 	}
@@ -78,12 +81,8 @@ func (s *Storage) PutDeferred(ctx context.Context, name string, r io.Reader, siz
 // SyncDeferred implements repo.Storage: PutDeferred left nothing to do.
 func (s *Storage) SyncDeferred(context.Context) error { return nil }
 
-// writeTemp writes exactly size bytes of r to a new file tmp and fsyncs it.
-func (s *Storage) writeTemp(ctx context.Context, cl *sftp.Client, tmp string, r io.Reader, size int64) error {
-	f, err := cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-	if err != nil {
-		return err // before reading r, so that the caller may try again
-	}
+// writeTemp writes exactly size bytes of r to the new temp file f, fsyncs and closes it.
+func writeTemp(ctx context.Context, f *sftp.File, r io.Reader, size int64) error {
 	if _, err := f.ReadFromWithConcurrency(putio.Reader(ctx, r, size), 0); err != nil {
 		f.Close()
 		return err
