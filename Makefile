@@ -54,5 +54,17 @@ bench-remote: test-deps
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./engine/ ./compress/ ./crypt/ ./repo/... ./engine/expire/
 
+# Man pages (section 1) of every command, from the command tree, into bin/man.
+man: build
+	$(BIN) man bin/man
+
+# Install the binary, its man pages and shell completions under PREFIX (default /usr/local).
+PREFIX ?= /usr/local
+install: build man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgward
+	install -m 0644 bin/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pgward
+
 clean:
 	rm -rf bin

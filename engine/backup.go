@@ -39,6 +39,12 @@ type BackupOptions struct {
 	PrimaryConn string
 	Label       string
 	Log         *slog.Logger
+	// Total, when set, is told the server's estimate of the backup's size once the data
+	// starts (0 when NoEstimate or the server gives none).
+	Total func(bytes int64)
+	// NoEstimate skips the server's size estimate (BASE_BACKUP PROGRESS, a pass over
+	// the file sizes before the data).
+	NoEstimate bool
 	// Progress, when set, is called from the reader goroutine after each chunk
 	// with the total bytes received so far. It must be cheap.
 	Progress func(received int64)
@@ -91,16 +97,19 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	}
 
 	o.Log.Info("backup starting", "cluster", o.Cluster, "backup", id, "system_identifier", facts.SystemIDString, "pg_version", facts.Version.Num, "jobs", o.Jobs, "compress", o.Codec.String())
-	bo := basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate}
+	bo := basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate, Progress: !o.NoEstimate}
 	bo.Incremental = !o.NoIncremental && prepareIncremental(ctx, conn, facts, repos, prev, o.Log)
-	stream, err := basebackup.Start(ctx, conn, facts.Version.Major, bo)
+	stream, err := startStream(ctx, conn, facts.Version.Major, bo, o.Log)
 	if err != nil && bo.Incremental {
 		o.Log.Warn("the server cannot take an incremental backup against the previous one: taking a full backup", "error", err)
 		bo.Incremental = false
-		stream, err = basebackup.Start(ctx, conn, facts.Version.Major, bo)
+		stream, err = startStream(ctx, conn, facts.Version.Major, bo, o.Log)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if o.Total != nil {
+		o.Total(stream.EstimatedSize())
 	}
 	startTime := time.Now().UTC()
 	var rb *rebuilder
@@ -135,6 +144,23 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	res := &BackupResult{Manifests: manifests, Received: got.total, Stored: store.stored[0].Load(), Duration: time.Since(began)}
 	o.Log.Info("backup committed", "backup", id, "received_bytes", got.total, "stored_bytes", res.Stored, "duration", res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// spreadNotice is how long a backup may wait for its start before it says it waits for a
+// spread checkpoint.
+const spreadNotice = 3 * time.Second
+
+// startStream sends BASE_BACKUP; when the server has not started sending within
+// spreadNotice (a spread checkpoint takes up to checkpoint_timeout ×
+// checkpoint_completion_target), it says what it waits for and how not to.
+func startStream(ctx context.Context, conn *pgconn.PgConn, major int, bo basebackup.Options, log *slog.Logger) (*basebackup.Stream, error) {
+	if !bo.Fast {
+		t := time.AfterFunc(spreadNotice, func() {
+			log.Info("waiting for the server's spread checkpoint before the backup starts (it paces itself over checkpoint_completion_target of checkpoint_timeout); --checkpoint fast starts at once, at the cost of an I/O burst")
+		})
+		defer t.Stop()
+	}
+	return basebackup.Start(ctx, conn, major, bo)
 }
 
 // check fills in defaults and returns the repositories' common chunk size.

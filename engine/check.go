@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,33 +39,40 @@ import (
 type CheckOptions struct {
 	Cluster string
 	// Conn is a libpq connection string or URI; a normal (not replication)
-	// connection is opened.
+	// connection is opened, and a replication one to check the backups' access.
 	Conn string
+	// Open opens the repositories; its failure is a failed check, not the end of check.
+	Open func(context.Context) ([]*repo.Repo, error)
+	// Config is the config file check runs with: an archive_command naming the same file
+	// archives where check looks.
+	Config string
 	// Timeout bounds the wait for the switched segment (default 60 s).
 	Timeout time.Duration
 	// Program is the pgward executable named in a suggested archive_command
 	// (default "pgward").
 	Program string
-	Log     *slog.Logger
+	// MaxBackupAge is how old the newest backup may be before check warns (default 7 days).
+	MaxBackupAge time.Duration
+	Log          *slog.Logger
 }
 
-// CheckResult describes a successful check.
+// CheckResult is the checklist, and what the round trip measured.
 type CheckResult struct {
-	// Segment is the WAL file the check switched to and found archived.
-	Segment          string
-	SystemIdentifier string
-	// Repos has one entry per repository, in the order given.
-	Repos []CheckedRepo
-	// Warnings are the things check could not verify (also logged).
-	Warnings []string
+	Items []CheckItem `json:"checks"`
+	// Segment is the WAL file the check switched to.
+	Segment          string `json:"segment,omitempty"`
+	SystemIdentifier string `json:"system_identifier,omitempty"`
+	// Repos has one entry per repository that received the segment.
+	Repos []CheckedRepo `json:"repos,omitempty"`
 }
 
-// CheckedRepo is one repository's part of a successful check.
+// CheckedRepo is one repository's part of the round trip.
 type CheckedRepo struct {
-	Repo string
+	Repo string `json:"repo"`
 	// Elapsed is the time from the WAL switch until the segment was seen in
 	// this repository.
-	Elapsed time.Duration
+	Elapsed time.Duration `json:"-"`
+	Seconds float64       `json:"seconds"`
 }
 
 // archiveRetries is PostgreSQL's NUM_ARCHIVE_RETRIES: the archiver tries a
@@ -78,22 +86,23 @@ const checkPoll = 200 * time.Millisecond
 // checkGrants is what a role other than a superuser needs for check.
 const checkGrants = "GRANT pg_monitor TO %[1]s; GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO %[1]s"
 
-// Check verifies that the server at o.Conn archives its WAL into every
-// repository under o.Cluster. Every error is one sentence saying what is
-// wrong and what to do.
-func Check(ctx context.Context, repos []*repo.Repo, o CheckOptions) (*CheckResult, error) {
-	if len(repos) == 0 {
-		return nil, errors.New("check: no repository given")
-	}
+// Check runs the checklist: the repositories, the server's access and settings, and a real
+// archive round trip, each on its own line. Every failure is one sentence saying what is
+// wrong and what to do. The error is only for check itself failing to run.
+func Check(ctx context.Context, o CheckOptions) (*CheckResult, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
 	}
 	if o.Program == "" {
 		o.Program = "pgward"
 	}
+	if o.MaxBackupAge <= 0 {
+		o.MaxBackupAge = 7 * 24 * time.Hour
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	s := &checkSession{o: o, res: &CheckResult{}}
 	cfg, err := pgconn.ParseConfig(o.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("connection string: %w", err)
@@ -101,22 +110,25 @@ func Check(ctx context.Context, repos []*repo.Repo, o CheckOptions) (*CheckResul
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "pgward check"
 	}
+	s.where = fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
 	c, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, pgserver.ExplainConnectError(cfg, err)
+		s.res.add("connection", CheckFailed, pgserver.ExplainConnectError(cfg, err).Error(), "")
+		s.res.skip("needs a connection to the server", serverChecks...)
+		if s.checkRepos(ctx) {
+			s.checkBackups(ctx)
+			s.checkFreeSpace()
+		}
+		return s.res, nil
 	}
 	defer c.Close(context.Background())
-	s := &checkSession{c: c, o: o, repos: repos, where: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), res: &CheckResult{}}
-	if err := s.checkSettings(ctx); err != nil {
-		return nil, err
+	s.c = c
+	if err := s.identifyRole(ctx); err != nil {
+		s.res.add("connection", CheckFailed, err.Error(), "")
+		return s.res, nil
 	}
-	if err := s.checkIdentity(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.roundTrip(ctx); err != nil {
-		return nil, err
-	}
-	s.checkContinuity(ctx)
+	s.res.add("connection", CheckOK, fmt.Sprintf("%s as role %s, PostgreSQL %d", s.where, s.role, s.major), "")
+	s.runChecks(ctx)
 	return s.res, nil
 }
 
@@ -124,27 +136,32 @@ func Check(ctx context.Context, repos []*repo.Repo, o CheckOptions) (*CheckResul
 // would stop at a gap in the archive: archiving works now, but WAL was lost
 // earlier (a segment deleted, a period of failed archiving that was skipped).
 func (s *checkSession) checkContinuity(ctx context.Context) {
+	var problems []string
 	for _, r := range s.repos {
 		_, err := restore.Prepare(ctx, []*repo.Repo{r}, restore.Request{Cluster: s.o.Cluster})
 		if err != nil && !errors.Is(err, repo.ErrNoBackup) {
-			s.warn(fmt.Sprintf("%s: %v", r, err))
+			problems = append(problems, fmt.Sprintf("%s: %v", r, err))
 		}
 	}
+	if len(problems) > 0 {
+		s.res.add("WAL continuity", CheckWarning, strings.Join(problems, "; "), "")
+		return
+	}
+	s.res.add("WAL continuity", CheckOK, "the newest backup reaches the newest archived WAL without a gap", "")
 }
 
 type checkSession struct {
-	c     *pgconn.PgConn
-	o     CheckOptions
-	repos []*repo.Repo
-	where string
-	role  string
-	major int
-	res   *CheckResult
-}
-
-func (s *checkSession) warn(msg string) {
-	s.o.Log.Warn(msg)
-	s.res.Warnings = append(s.res.Warnings, msg)
+	c *pgconn.PgConn
+	// walLevel and archiveMode are what the server said, for the checklist.
+	walLevel, archiveMode string
+	// roundTripWarning notes archiver failures during a round trip that then succeeded.
+	roundTripWarning string
+	o                CheckOptions
+	repos            []*repo.Repo
+	where            string
+	role             string
+	major            int
+	res              *CheckResult
 }
 
 // query runs one statement (simple protocol) and returns its first row as

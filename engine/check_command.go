@@ -24,9 +24,13 @@ func ArchiveCommandLine(program string, repos []string, cluster string) string {
 // CheckArchiveCommand compares an archive_command with the repositories and
 // cluster being checked. It returns an error naming the first difference, and
 // warnings for what the command leaves to a config file or the server's
-// environment, which check cannot see.
-func CheckArchiveCommand(cmd string, repos []string, cluster string) (warnings []string, err error) {
+// environment, which check cannot see. config is the config file check itself
+// runs with: a command naming that same file archives where check looks.
+func CheckArchiveCommand(cmd string, repos []string, cluster, config string) (warnings []string, err error) {
 	a := cmdline.Parse(cmd)
+	if a.Config != "" && config != "" && sameRepo(a.Config, config) && len(a.Repos) == 0 && a.Cluster == "" {
+		return nil, nil // the same file names the repositories and the cluster for both
+	}
 	if a.Command != "archive-push" {
 		return nil, fmt.Errorf("the archive_command does not run pgward archive-push (it is %q)", cmd)
 	}

@@ -125,12 +125,25 @@ func (s *checkSession) roundTrip(ctx context.Context) error {
 		}
 	}
 	if st, err := s.archiver(ctx); err == nil && st.failed > base.failed {
-		s.warn(fmt.Sprintf("the archiver failed %d times during the check (last on %s at %s) before succeeding; see the server log", st.failed-base.failed, st.lastFailed, st.failTime))
+		s.roundTripWarning = fmt.Sprintf("the archiver failed %d times during the check (last on %s at %s) before succeeding; see the server log", st.failed-base.failed, st.lastFailed, st.failTime)
 	}
 	for i, r := range s.repos {
-		s.res.Repos = append(s.res.Repos, CheckedRepo{Repo: r.String(), Elapsed: elapsed[i]})
+		s.res.Repos = append(s.res.Repos, CheckedRepo{Repo: r.String(), Elapsed: elapsed[i], Seconds: elapsed[i].Seconds()})
 	}
 	return nil
+}
+
+// roundTripDetail describes a successful round trip.
+func (s *checkSession) roundTripDetail() string {
+	var parts []string
+	for _, r := range s.res.Repos {
+		parts = append(parts, fmt.Sprintf("%s in %s", r.Repo, r.Elapsed.Round(10*time.Millisecond)))
+	}
+	d := "segment " + s.res.Segment + " archived to " + strings.Join(parts, ", ")
+	if s.roundTripWarning != "" {
+		d += "; " + s.roundTripWarning
+	}
+	return d
 }
 
 func (s *checkSession) switchError(err error) error {

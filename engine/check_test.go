@@ -18,7 +18,7 @@ func TestArchiveCommandLine(t *testing.T) {
 	}
 	// What the line suggests must pass the check it comes from.
 	cmd := `/usr/bin/pgward archive-push --repo /srv/backup --repo '/mnt/it'\''s here' --cluster db2 %p`
-	if _, err := CheckArchiveCommand(cmd, []string{"/srv/backup", "/mnt/it's here"}, "db2"); err != nil {
+	if _, err := CheckArchiveCommand(cmd, []string{"/srv/backup", "/mnt/it's here"}, "db2", ""); err != nil {
 		t.Errorf("suggested command refused: %v", err)
 	}
 }
@@ -30,23 +30,24 @@ func TestCheckArchiveCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct {
-		name, cmd, cluster string
-		wantErr, wantWarn  string
+		name, cmd, cluster, config string
+		wantErr, wantWarn          string
 	}{
-		{"ok", "/bin/pgward archive-push --repo " + dir + " %p", "main", "", ""},
-		{"ok equals and trailing slash", "pgward archive-push --repo=" + dir + "/ --cluster=db %p", "db", "", ""},
-		{"ok symlink", "pgward archive-push --repo " + link + " %p", "main", "", ""},
-		{"ok env", "PGWARD_REPO=" + dir + " PGWARD_CLUSTER=db pgward archive-push %p", "db", "", ""},
-		{"not pgward", "cp %p /archive/%f", "main", "does not run pgward archive-push", ""},
-		{"no %p", "pgward archive-push --repo " + dir + " %f", "main", "no %p", ""},
-		{"other repo", "pgward archive-push --repo /elsewhere %p", "main", "does not use this repository: it archives to /elsewhere, not to " + dir, ""},
-		{"other cluster", "pgward archive-push --repo " + dir + " --cluster other %p", "main", `archives as cluster "other", not "main"`, ""},
-		{"missing cluster", "pgward archive-push --repo " + dir + " %p", "db", `gives no --cluster`, ""},
-		{"config", "pgward archive-push --config /etc/x.toml %p", "db", "", "config file /etc/x.toml"},
-		{"nothing", "pgward archive-push %p", "main", "", "/etc/pgward/pgward.toml"},
+		{"ok", "/bin/pgward archive-push --repo " + dir + " %p", "main", "", "", ""},
+		{"ok equals and trailing slash", "pgward archive-push --repo=" + dir + "/ --cluster=db %p", "db", "", "", ""},
+		{"ok symlink", "pgward archive-push --repo " + link + " %p", "main", "", "", ""},
+		{"ok env", "PGWARD_REPO=" + dir + " PGWARD_CLUSTER=db pgward archive-push %p", "db", "", "", ""},
+		{"not pgward", "cp %p /archive/%f", "main", "", "does not run pgward archive-push", ""},
+		{"no %p", "pgward archive-push --repo " + dir + " %f", "main", "", "no %p", ""},
+		{"other repo", "pgward archive-push --repo /elsewhere %p", "main", "", "does not use this repository: it archives to /elsewhere, not to " + dir, ""},
+		{"other cluster", "pgward archive-push --repo " + dir + " --cluster other %p", "main", "", `archives as cluster "other", not "main"`, ""},
+		{"missing cluster", "pgward archive-push --repo " + dir + " %p", "db", "", `gives no --cluster`, ""},
+		{"config", "pgward archive-push --config /etc/x.toml %p", "db", "", "", "config file /etc/x.toml"},
+		{"same config as check", "pgward archive-push --config /etc/x.toml %p", "db", "/etc/x.toml", "", ""},
+		{"nothing", "pgward archive-push %p", "main", "", "", "/etc/pgward/pgward.toml"},
 	}
 	for _, tc := range cases {
-		warns, err := CheckArchiveCommand(tc.cmd, []string{dir}, tc.cluster)
+		warns, err := CheckArchiveCommand(tc.cmd, []string{dir}, tc.cluster, tc.config)
 		switch {
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%s: unexpected error %v", tc.name, err)

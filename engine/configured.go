@@ -10,5 +10,5 @@ import (
 // CLI's backup and the daemon's scheduled backups share.
 func BackupOptionsFrom(o *config.Options) BackupOptions {
 	return BackupOptions{Cluster: o.Cluster, Conn: o.Conn, Codec: o.Compress, Jobs: o.Jobs, FastCheckpoint: o.Checkpoint == "fast",
-		MaxRate: o.MaxRate, Label: o.Label, NoIncremental: o.NoIncremental, Standby: o.BackupStandby, PrimaryConn: o.PrimaryConn, Log: slog.Default()}
+		MaxRate: o.MaxRate, Label: o.Label, NoIncremental: o.NoIncremental, Standby: o.BackupStandby, PrimaryConn: o.PrimaryConn, NoEstimate: !o.Estimate, Log: slog.Default()}
 }

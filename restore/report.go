@@ -4,9 +4,36 @@ import (
 	"context"
 	"time"
 
+	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/wal"
 	"github.com/pgward/pgward/wal/inventory"
 )
+
+// BackupReport is one backup in the stable shape of 'list --json' (README, "pgward list");
+// info adds its sizes to it.
+type BackupReport struct {
+	ID               string    `json:"id"`
+	Cluster          string    `json:"cluster"`
+	Repo             string    `json:"repo"`
+	StartTime        time.Time `json:"start_time"`
+	StopTime         time.Time `json:"stop_time"`
+	StartLSN         string    `json:"start_lsn"`
+	StopLSN          string    `json:"stop_lsn"`
+	Timeline         uint32    `json:"timeline"`
+	PGVersion        int       `json:"pg_version"`
+	SystemIdentifier string    `json:"system_identifier"`
+	DBBytes          int64     `json:"db_bytes"`
+	StoredBytes      int64     `json:"stored_bytes"`
+	Compress         string    `json:"compress"`
+	Label            string    `json:"label"`
+}
+
+// BackupReportOf describes a backup read from the repository named repoName.
+func BackupReportOf(repoName string, m *repo.Manifest) BackupReport {
+	return BackupReport{ID: m.ID, Cluster: m.Cluster, Repo: repoName, StartTime: m.StartTime, StopTime: m.StopTime,
+		StartLSN: m.StartLSN, StopLSN: m.StopLSN, Timeline: m.Timeline, PGVersion: m.PGVersion,
+		SystemIdentifier: m.SystemIdentifier, DBBytes: m.DBBytes, StoredBytes: m.StoredBytes, Compress: m.Compress, Label: m.Label}
+}
 
 // Report is a catalog in the stable shape of 'list --json' (README, "pgward list"):
 // LSNs as PostgreSQL writes them, times in UTC, sizes in bytes.

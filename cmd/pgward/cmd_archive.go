@@ -17,7 +17,9 @@ func spoolBase(o *config.Options) string { return archive.SpoolBase(o.SpoolPath)
 
 func newArchivePushCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "archive-push PATH",
+		Use: "archive-push PATH",
+		Example: `  archive_command = 'pgward archive-push --config /etc/pgward/pgward.toml %p'
+  pgward archive-push --repo /var/lib/pgward --cluster main pg_wal/000000010000000000000003`,
 		Short: "Archive a WAL file (PostgreSQL's archive_command)",
 		Long: `Validate the WAL file at PATH (a segment of this cluster, a .partial segment,
 a timeline history or a backup history file), compress and encrypt it like
@@ -29,7 +31,7 @@ under an archived name fail and change nothing.
 
 With --push-ahead N (default 4) it also pushes the next N segments PostgreSQL
 has marked ready, in parallel, so that the following calls return at once.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)
@@ -52,8 +54,9 @@ has marked ready, in parallel, so that the following calls return at once.`,
 
 func newArchiveGetCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "archive-get NAME DEST",
-		Short: "Fetch a WAL file from the archive (PostgreSQL's restore_command)",
+		Use:     "archive-get NAME DEST",
+		Example: `  restore_command = 'pgward archive-get --config /etc/pgward/pgward.toml %f %p'`,
+		Short:   "Fetch a WAL file from the archive (PostgreSQL's restore_command)",
 		Long: `Fetch the WAL file NAME from the first repository that has a good copy,
 verify it, and write it to DEST atomically. Exit 1, quietly, when no
 repository has it (PostgreSQL probes for files that do not exist). Every other
@@ -66,7 +69,7 @@ early: it reads any status up to 125 as "not archived".
 
 With --prefetch N (default 8) a background process fetches the next N
 segments into the spool, so that the following calls return at once.`,
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs("NAME", "DEST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)

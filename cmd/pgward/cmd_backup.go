@@ -14,7 +14,10 @@ import (
 
 func newBackupCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "backup",
+		Use: "backup",
+		Example: `  pgward backup --repo /var/lib/pgward --conn "host=/var/run/postgresql user=postgres"
+  pgward backup --config /etc/pgward/pgward.toml --checkpoint fast --json
+  pgward backup -c /etc/pgward/pgward.toml -C db2 --conn "host=db2 user=backup" --keep-last 7`,
 		Short: "Take a full (deduplicated) backup over the replication protocol",
 		Long: `Take a base backup of the server at --conn with BASE_BACKUP, split it into
 chunks, store the chunks the repository does not have yet, and commit the backup.
@@ -29,7 +32,7 @@ past its end reads the primary's archive. With --backup-standby on and
 --primary-conn, the standby is first checked against its primary (same system
 identifier and timeline); --backup-standby prefer backs up the primary instead
 when the standby cannot be used.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)
@@ -42,13 +45,19 @@ when the standby cannot be used.`,
 			}
 			backupOpts := engine.BackupOptionsFrom(o)
 			bar := newProgress("backup", 0)
-			backupOpts.Progress = bar.set
+			backupOpts.Progress, backupOpts.Total = bar.set, bar.setTotal
 			res, err := engine.Backup(ctx, repos, backupOpts)
 			bar.finish()
 			if err != nil {
 				return err
 			}
 			m := res.Manifests[0]
+			if o.JSON {
+				if err := printJSON(cmd.OutOrStdout(), backupResultJSON(res, cluster, repos)); err != nil {
+					return err
+				}
+				return expireAfterBackup(cmd, o, repos, cluster, m.ID)
+			}
 			secs := res.Duration.Seconds()
 			dedup := 0.0
 			if res.Received > 0 {
@@ -61,6 +70,29 @@ when the standby cannot be used.`,
 		},
 	}
 	return cmd
+}
+
+// backupJSONResult is 'backup --json'.
+type backupJSONResult struct {
+	Backup          string   `json:"backup"`
+	Cluster         string   `json:"cluster"`
+	StartLSN        string   `json:"start_lsn"`
+	StopLSN         string   `json:"stop_lsn"`
+	Timeline        uint32   `json:"timeline"`
+	ReadBytes       int64    `json:"read_bytes"`
+	StoredBytes     int64    `json:"stored_bytes"`
+	DurationSeconds float64  `json:"duration_seconds"`
+	Repos           []string `json:"repos"`
+}
+
+func backupResultJSON(res *engine.BackupResult, cluster string, repos []*repo.Repo) backupJSONResult {
+	m := res.Manifests[0]
+	out := backupJSONResult{Backup: m.ID, Cluster: cluster, StartLSN: m.StartLSN, StopLSN: m.StopLSN, Timeline: m.Timeline,
+		ReadBytes: res.Received, StoredBytes: res.Stored, DurationSeconds: res.Duration.Seconds(), Repos: []string{}}
+	for _, r := range repos {
+		out.Repos = append(out.Repos, r.String())
+	}
+	return out
 }
 
 // expireAfterBackup applies the configured retention policy, if any, once the backup is

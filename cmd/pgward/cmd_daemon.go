@@ -35,7 +35,7 @@ then cancel it (a canceled backup commits nothing), let the receivers upload the
 partial segments, and exit 0. docs/daemon.md has the config keys, metrics and
 hooks; deploy/ has a systemd unit and an example config.`,
 		Example: `  pgward daemon --config /etc/pgward/pgward.toml`,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Config == "" {
 				if _, err := os.Stat(config.DefaultFile); err != nil {

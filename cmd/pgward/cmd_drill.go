@@ -35,7 +35,7 @@ wal_bytes_replayed, restored_bytes, check_seconds, checks (databases, tables, ro
 amcheck, indexes_checked, heaps_checked).`,
 		Example: `  pgward drill
   pgward drill --target-time random --pg-bin /usr/lib/postgresql/17/bin --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)

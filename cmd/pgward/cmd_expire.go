@@ -51,7 +51,7 @@ skipped, missing_chunks), freed_bytes.`,
 		Example: `  pgward expire --keep-last 7 --dry-run
   pgward expire --keep-within 14d --keep-monthly 12
   pgward expire --cluster main --keep-daily 7 --keep-weekly 5 --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)

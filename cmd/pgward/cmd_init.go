@@ -11,7 +11,9 @@ import (
 
 func newInitCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "init",
+		Use: "init",
+		Example: `  pgward init --repo /var/lib/pgward
+  pgward init --repo s3://backups/pg --encrypt --passphrase-file /etc/pgward/passphrase`,
 		Short: "Create a repository",
 		Long: `Create a new, empty repository at every --repo location.
 
@@ -19,7 +21,7 @@ With --encrypt every object is encrypted with AES-256-GCM under a random master
 key, which is stored wrapped with the passphrase (from PGWARD_PASSPHRASE,
 --passphrase-file or --passphrase-command). Losing the passphrase loses the data;
 'pgward key add' adds more passphrases, 'pgward key passwd' changes it.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			specs, err := repoSpecs(o)
 			if err != nil {

@@ -20,8 +20,9 @@ import (
 
 func newKeyCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "key",
-		Short: "List, add, remove and change the passphrases of an encrypted repository",
+		Use:     "key",
+		Example: `  pgward key list --passphrase-file /etc/pgward/passphrase`,
+		Short:   "List, add, remove and change the passphrases of an encrypted repository",
 		Long: `An encrypted repository can be opened with several passphrases, each with its
 own copy of the master key wrapped under it (like LUKS key slots): a key. Adding,
 removing or changing a key re-encrypts no data. The repository opens with the
@@ -35,7 +36,7 @@ PGWARD_NEW_PASSPHRASE, else ask for it twice on the terminal.
 The config holds a copy of one key: pgward releases that do not know key
 objects open the repository with that key's passphrase only (key list marks
 it "config").`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	cmd.AddCommand(newKeyListCmd(o), newKeyAddCmd(o), newKeyRemoveCmd(o), newKeyPasswdCmd(o))
 	return cmd
@@ -65,8 +66,9 @@ type keyRepoJSON struct {
 
 func newKeyListCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list",
-		Short: "List the keys of every repository",
+		Use:     "list",
+		Example: `  pgward key list --repo /var/lib/pgward --passphrase-file /etc/pgward/passphrase`,
+		Short:   "List the keys of every repository",
 		Long: `List the keys of every --repo, oldest first: ID, when and where it was made,
 its note, "opened" for the key the given passphrase opened and "config" for the
 key the config holds. A key object that is damaged or does not belong to the
@@ -74,7 +76,7 @@ repository is listed with the problem.
 
 --json prints {"repos": [{"repo", "keys": [{"id", "created", "host", "user",
 "note", "opened", "config", "problem"}]}]}.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repos, err := openRepos(cmd.Context(), o)
 			if err != nil {
@@ -143,13 +145,14 @@ func printKeys(w io.Writer, out keyListJSON) {
 
 func newKeyAddCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "add",
-		Short: "Add a passphrase to every repository",
+		Use:     "add",
+		Example: `  pgward key add --passphrase-file /etc/pgward/passphrase --new-passphrase-file /root/new-passphrase --note "ops team"`,
+		Short:   "Add a passphrase to every repository",
 		Long: `Add a key to every --repo: the master key wrapped under a new passphrase, which
 from then on opens the repository as well as the existing ones. The new key is
 read back and opened with the new passphrase before the command reports it;
 nothing else changes. A passphrase that already opens a key is refused.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repos, err := openRepos(cmd.Context(), o)
 			if err != nil {
@@ -173,8 +176,9 @@ nothing else changes. A passphrase that already opens a key is refused.`,
 
 func newKeyRemoveCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove ID...",
-		Short: "Remove keys",
+		Use:     "remove ID...",
+		Example: `  pgward key remove 3f2a9c01 --passphrase-file /etc/pgward/passphrase`,
+		Short:   "Remove keys",
 		Long: `Remove the keys with these IDs (or unique prefixes of 4 digits or more, as key
 list shows them) from the repository that has each: their passphrases no longer
 open it. The last key of a repository cannot be removed, and a key is removed
@@ -182,7 +186,7 @@ only while another sound key remains. The key the passphrase in use opened can
 be removed too (the command says so): the repository then opens only with the
 others. When the config holds the removed key, the config is first replaced by
 one holding another key (the one that opened, else the newest).`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs("key ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			repos, err := openRepos(ctx, o)
@@ -249,13 +253,14 @@ func keyOwners(ctx context.Context, repos []*repo.Repo, ids []string) ([]*repo.R
 
 func newKeyPasswdCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "passwd",
-		Short: "Replace the passphrase in use with a new one",
+		Use:     "passwd",
+		Example: `  pgward key passwd --passphrase-file /etc/pgward/passphrase --new-passphrase-file /root/new-passphrase`,
+		Short:   "Replace the passphrase in use with a new one",
 		Long: `Replace, in every --repo, the key the given passphrase opened with a key under a
 new passphrase: the new key is added (with the old key's note unless --note is
 given), then the old one removed. Other keys stay. If the command stops between
 the two steps both passphrases open the repository; it says which key to remove.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repos, err := openRepos(cmd.Context(), o)
 			if err != nil {

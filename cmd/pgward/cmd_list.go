@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,33 +16,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// backupJSON is the stable shape of 'list --json': scripts parse these names.
-type backupJSON struct {
-	ID               string    `json:"id"`
-	Cluster          string    `json:"cluster"`
-	Repo             string    `json:"repo"`
-	StartTime        time.Time `json:"start_time"`
-	StopTime         time.Time `json:"stop_time"`
-	StartLSN         string    `json:"start_lsn"`
-	StopLSN          string    `json:"stop_lsn"`
-	Timeline         uint32    `json:"timeline"`
-	PGVersion        int       `json:"pg_version"`
-	SystemIdentifier string    `json:"system_identifier"`
-	DBBytes          int64     `json:"db_bytes"`
-	StoredBytes      int64     `json:"stored_bytes"`
-	Compress         string    `json:"compress"`
-	Label            string    `json:"label"`
-}
-
 // listJSON is the stable shape of 'list --json'.
 type listJSON struct {
-	Backups  []backupJSON      `json:"backups"`
-	Clusters []*restore.Report `json:"clusters"`
+	Backups  []restore.BackupReport `json:"backups"`
+	Clusters []*restore.Report      `json:"clusters"`
 }
 
 func newListCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use: "list",
+		Example: `  pgward list --repo /var/lib/pgward
+  pgward list --config /etc/pgward/pgward.toml --cluster main --json`,
 		Short: "List the backups, timelines and recoverable windows in the repositories",
 		Long: `List the committed backups of every cluster in each repository (or only
 --cluster when given explicitly), the timelines of the WAL archive with the
@@ -51,7 +38,7 @@ backup whose manifest cannot be read is listed as damaged.
 stop_time, start_lsn, stop_lsn, timeline, pg_version, system_identifier,
 db_bytes, stored_bytes, compress, label) and "clusters" (per repository and
 cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			repos, err := openRepos(ctx, o)
@@ -59,7 +46,12 @@ cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 				return err
 			}
 			one := listOneCluster(o)
-			out := listJSON{Backups: []backupJSON{}, Clusters: []*restore.Report{}}
+			if one {
+				if err := clusterKnown(ctx, repos, o.Cluster); err != nil {
+					return err
+				}
+			}
+			out := listJSON{Backups: []restore.BackupReport{}, Clusters: []*restore.Report{}}
 			for _, r := range repos {
 				clusters := []string{}
 				if one {
@@ -77,7 +69,7 @@ cluster: timelines with forks, gaps and partials; windows; damaged backups).`,
 						return fmt.Errorf("listing cluster %s in %s: %w", c, r, err)
 					}
 					for _, m := range cat.Backups {
-						out.Backups = append(out.Backups, toJSON(r, m))
+						out.Backups = append(out.Backups, restore.BackupReportOf(r.String(), m))
 					}
 					rep, err := cat.Report(ctx, r.String())
 					if err != nil {
@@ -118,9 +110,9 @@ func printList(w io.Writer, out listJSON) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "REPO\tCLUSTER\tID\tSTART\tSTOP\tSTART LSN\tSTOP LSN\tTLI\tPG\tSIZE\tSTORED")
 		for _, b := range out.Backups {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.Repo, b.Cluster, b.ID,
-				b.StartTime.Local().Format("2006-01-02 15:04:05"), b.StopTime.Local().Format("2006-01-02 15:04:05"),
-				b.StartLSN, b.StopLSN, b.Timeline, b.PGVersion, humanBytes(b.DBBytes), humanBytes(b.StoredBytes))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.Repo, b.Cluster, b.ID,
+				localTime(b.StartTime), localTime(b.StopTime),
+				b.StartLSN, b.StopLSN, b.Timeline, pgVersion(b.PGVersion), humanBytes(b.DBBytes), humanBytes(b.StoredBytes))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -191,8 +183,32 @@ func gapText(g restore.GapReport) string {
 
 func localTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") }
 
-func toJSON(r *repo.Repo, m *repo.Manifest) backupJSON {
-	return backupJSON{ID: m.ID, Cluster: m.Cluster, Repo: r.String(), StartTime: m.StartTime, StopTime: m.StopTime,
-		StartLSN: m.StartLSN, StopLSN: m.StopLSN, Timeline: m.Timeline, PGVersion: m.PGVersion,
-		SystemIdentifier: m.SystemIdentifier, DBBytes: m.DBBytes, StoredBytes: m.StoredBytes, Compress: m.Compress, Label: m.Label}
+// pgVersion writes server_version_num as PostgreSQL does: 150018 is 15.18.
+func pgVersion(n int) string {
+	if n >= 100000 {
+		return fmt.Sprintf("%d.%d", n/10000, n%10000)
+	}
+	return fmt.Sprintf("%d.%d.%d", n/10000, n/100%100, n%100)
+}
+
+// clusterKnown refuses a cluster name no repository has, listing those they have: a typo
+// must not read as "no backups".
+func clusterKnown(ctx context.Context, repos []*repo.Repo, cluster string) error {
+	var all []string
+	for _, r := range repos {
+		names, err := r.Clusters(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(names, cluster) {
+			return nil
+		}
+		all = append(all, names...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	if len(all) == 0 {
+		return fmt.Errorf("cluster %q is in no repository, which hold no cluster yet: the first backup or archive-push records one", cluster)
+	}
+	return fmt.Errorf("cluster %q is in no repository; the clusters there are: %s (give one with --cluster)", cluster, strings.Join(all, ", "))
 }

@@ -16,7 +16,7 @@ func newPinCmd(o *config.Options) *cobra.Command {
 it under every policy until 'pgward unpin'. --note says why (shown by info).
 Pinning a pinned backup again replaces its note.`,
 		Example: `  pgward pin 20261201T010000Z --note "before the 17 upgrade"`,
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs("BACKUP-ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachRepoWithBackup(cmd, o, args[0], func(r *repo.Repo, cluster, id string) error {
 				p, err := r.PinBackup(cmd.Context(), cluster, id, o.Note)
@@ -32,9 +32,10 @@ Pinning a pinned backup again replaces its note.`,
 
 func newUnpinCmd(o *config.Options) *cobra.Command {
 	return &cobra.Command{
-		Use:   "unpin BACKUP-ID",
-		Short: "Let the retention policy decide about a pinned backup again",
-		Args:  cobra.ExactArgs(1),
+		Use:     "unpin BACKUP-ID",
+		Example: `  pgward unpin 20261201T010000Z`,
+		Short:   "Let the retention policy decide about a pinned backup again",
+		Args:    exactArgs("BACKUP-ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return eachRepoWithBackup(cmd, o, args[0], func(r *repo.Repo, cluster, id string) error {
 				found, err := r.UnpinBackup(cmd.Context(), cluster, id)

@@ -19,7 +19,11 @@ import (
 
 func newRestoreCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "restore",
+		Use: "restore",
+		Example: `  pgward restore --repo /var/lib/pgward --pgdata /srv/pg/restored
+  pgward restore -c /etc/pgward/pgward.toml -D /srv/pg/restored --target-time "2026-12-01 13:05:00+01"
+  pgward restore -c /etc/pgward/pgward.toml -D /var/lib/postgresql/15/main --delta
+  pgward restore -c /etc/pgward/pgward.toml -D /srv/standby --standby --primary-conninfo "host=pg1 user=replicator"`,
 		Short: "Restore a backup into an empty data directory (or, with --delta, over the same cluster)",
 		Long: `Restore a backup into --pgdata (which must be empty or absent), with its
 tablespaces (moved with --tablespace-map OID=DIR), and write recovery.signal and
@@ -46,7 +50,7 @@ them by default: once promoted, it archives where its primary did.
 
 Run as root, the restored files are given to the owner of the data directory's
 parent (with --delta, of its pg_control), or to --owner.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)
@@ -115,7 +119,7 @@ parent (with --delta, of its pg_control), or to --owner.`,
 					return nil
 				}
 			}
-			bar := newProgress("restore", 0)
+			bar := newProgress("restore", plan.Backup.DBBytes)
 			restoreOpts.Progress = bar.set
 			res, err := restore.Run(ctx, repos, restoreOpts)
 			bar.finish()
@@ -130,6 +134,11 @@ parent (with --delta, of its pg_control), or to --owner.`,
 				fmt.Fprintln(stderr, "restore: "+n)
 			}
 			out := cmd.OutOrStdout()
+			if o.JSON {
+				return printJSON(out, restoreJSONResult{Backup: res.Manifest.ID, Cluster: cluster, PGData: pgdata, Target: target.Time + target.LSN + target.XID + target.Name,
+					Delta: res.Delta, WrittenBytes: res.Written, KeptBytes: res.Kept, Removed: res.Removed, DurationSeconds: res.Duration.Seconds(),
+					ArchiveMode: map[bool]string{true: "preserve", false: "off"}[preserve], Standby: ro.Standby})
+			}
 			printRestoreResult(out, res, cluster, pgdata)
 			if !preserve {
 				fmt.Fprintf(out, "archiving is off in the restored cluster (archive_mode = off in postgresql.auto.conf), so it cannot write into this repository; to make it a primary that archives, remove that line (and give it its own --cluster) before starting it, or restore with --archive-mode preserve\n")
@@ -159,6 +168,21 @@ func checkStandbyOptions(ro config.Restore) error {
 
 // printRestoreResult says what the restore wrote (and, for a delta restore,
 // what it kept and removed).
+// restoreJSONResult is 'restore --json'.
+type restoreJSONResult struct {
+	Backup          string  `json:"backup"`
+	Cluster         string  `json:"cluster"`
+	PGData          string  `json:"pgdata"`
+	Target          string  `json:"target"`
+	Delta           bool    `json:"delta"`
+	WrittenBytes    int64   `json:"written_bytes"`
+	KeptBytes       int64   `json:"kept_bytes"`
+	Removed         int64   `json:"removed"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	ArchiveMode     string  `json:"archive_mode"`
+	Standby         bool    `json:"standby"`
+}
+
 func printRestoreResult(out io.Writer, res *restore.Result, cluster, pgdata string) {
 	m := res.Manifest
 	switch {

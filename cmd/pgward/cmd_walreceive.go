@@ -12,7 +12,10 @@ import (
 
 func newWalReceiveCmd(o *config.Options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "wal-receive",
+		Use: "wal-receive",
+		Example: `  pgward wal-receive --config /etc/pgward/pgward.toml --conn "host=pg1 user=backup" --slot pgward --create-slot
+  pgward wal-receive --config /etc/pgward/pgward.toml --conn "host=pg1 user=backup" --slot pgward --synchronous
+  pgward wal-receive --config /etc/pgward/pgward.toml --flush-only`,
 		Short: "Stream WAL from a server into the archive (zero data loss with --synchronous)",
 		Long: `Follow the server at --conn over the physical replication protocol and archive
 its WAL as it is written. Receiving and uploading are separate: WAL is written
@@ -37,10 +40,10 @@ archive_command into the same repository. One receiver uses a spool at a time.
 segment up to its last complete record) and exits, without any server: for the
 host that outlived its primary.
 
-It stops (exit status 3) on errors a restart cannot fix: WAL already removed on
+It stops (exit status 4) on errors a restart cannot fix: WAL already removed on
 the server, a missing slot, refused credentials, another cluster at the address
 or in the repository. Other failures are retried with backoff (1 s to 30 s).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cluster, err := clusterName(o)

@@ -13,17 +13,23 @@ import (
 	"syscall"
 )
 
-// Exit statuses (README, "Exit statuses").
+// Exit statuses (README, "Exit statuses"; TestExitStatuses runs each).
 const (
-	exitFailure = 2
 	// exitNotArchived is archive-get's quiet "no repository has this file".
 	exitNotArchived = 1
+	// exitUsage is a mistake in the call (command, flag, argument, option value,
+	// config file): nothing was done.
+	exitUsage = 2
+	// exitFailure is a command that ran and failed or refused its input.
+	exitFailure = 3
+	// exitReceiveFatal is wal-receive stopping on an error a restart cannot
+	// fix (a supervisor should not restart it: RestartPreventExitStatus=4).
+	exitReceiveFatal = 4
+	// exitInterrupted is a command stopped by SIGINT or SIGTERM (128 + SIGINT).
+	exitInterrupted = 130
 	// exitWALFatal is every other archive-get failure: above 125, so that
 	// PostgreSQL stops recovery with an error instead of promoting early.
 	exitWALFatal = 200
-	// exitReceiveFatal is wal-receive stopping on an error a restart cannot
-	// fix (a supervisor should not restart it: RestartPreventExitStatus=3).
-	exitReceiveFatal = 3
 )
 
 // exitError carries a specific exit status (archive-get's quiet "not found" is 1).
@@ -58,9 +64,14 @@ func main() {
 	}
 	code := exitFailure
 	var ee *exitError
-	if errors.As(err, &ee) {
+	switch {
+	case errors.As(err, &ee):
 		code = ee.code
 		err = ee.err
+	case isUsage(err):
+		code = exitUsage
+	case ctx.Err() != nil:
+		code = exitInterrupted
 	}
 	if cmd != nil && cmd.Name() == "archive-get" && code != exitNotArchived {
 		// PostgreSQL reads any status up to 125 from restore_command as "not

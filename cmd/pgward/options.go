@@ -78,7 +78,7 @@ func addFlag(fs *pflag.FlagSet, k *config.Key) {
 	if k.DocDefault != "" && k.Default == "" {
 		help += " (default: " + k.DocDefault + ")"
 	}
-	f := fs.VarPF(&flagValue{key: k}, k.Flag(), "", help)
+	f := fs.VarPF(&flagValue{key: k}, k.Flag(), k.Short, help)
 	if k.Kind == config.Bool {
 		f.NoOptDefVal = "true"
 	}
@@ -110,6 +110,13 @@ func setupLogging(o *config.Options) error {
 	}
 	h := &slog.HandlerOptions{Level: lvl}
 	if o.LogFormat == "json" {
+		// Durations in seconds (a float), not Go's nanoseconds: what a log pipeline expects.
+		h.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.Float64(a.Key, a.Value.Duration().Seconds())
+			}
+			return a
+		}
 		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, h)))
 	} else {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, h)))

@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			resolved, err := resolveOptions(cmd, os.LookupEnv)
 			if err != nil {
-				return err
+				return &usageError{err}
 			}
 			*o = *resolved
 			return setupLogging(o)
@@ -33,8 +33,13 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newCheckCmd(o))
 	root.AddCommand(newWalReceiveCmd(o), newUpgradeCmd(o))
 	root.AddCommand(newExpireCmd(o), newPinCmd(o), newUnpinCmd(o), newDrillCmd(o), newDaemonCmd(o))
+	root.AddCommand(newVersionCmd(o), newManCmd(o))
 	root.AddCommand(newKeyCmd(o))
+	root.AddCommand(newVerifyCmd(o), newInfoCmd(o))
 	defineFlags(root)
+	registerCompletions(root)
+	root.SetFlagErrorFunc(flagError)
+	root.SuggestionsMinimumDistance = 2
 	return root
 }
 

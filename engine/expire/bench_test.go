@@ -63,7 +63,7 @@ func build50(b *testing.B) *repo.Repo {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &repotest.Writer{TB: b, R: r}
+	w := &repotest.Writer{T: b, R: r}
 	rng := rand.New(rand.NewPCG(3, 4))
 	files := map[string][]byte{}
 	for i := range 64 {

@@ -61,6 +61,8 @@ type Options struct {
 	Checkpoint  string
 	MaxRate     int
 	Label       string
+	// Estimate asks the server for the backup's size first.
+	Estimate bool
 	// NoIncremental keeps backups full on PostgreSQL 17+.
 	NoIncremental bool
 	// BackupStandby is off, on or prefer: whether backup takes the backup
@@ -69,6 +71,8 @@ type Options struct {
 	PrimaryConn   string
 
 	JSON bool
+	// Nagios makes check a monitoring plugin.
+	Nagios bool
 
 	// NewPassphrase is the passphrase key add and key passwd give the new key;
 	// KeyNote says what the key is for.
@@ -100,6 +104,8 @@ type Options struct {
 	Note string
 	// LockWait and LockSettle are how repository locks are taken.
 	LockWait, LockSettle time.Duration
+
+	Verify Verify
 
 	set map[string]setting
 }
@@ -177,6 +183,16 @@ type Keep struct {
 	Last                           int
 	Within                         time.Duration
 	Daily, Weekly, Monthly, Yearly int
+}
+
+// Verify holds verify's options. Subset is a percentage, meaningful only when the key
+// read-data-subset was given (Origin tells).
+type Verify struct {
+	// Backup is the one backup to verify ("" every backup of the cluster).
+	Backup             string
+	All, WAL, ReadData bool
+	Subset             float64
+	Period             time.Duration
 }
 
 // Receive holds wal-receive's options.
@@ -428,6 +444,8 @@ func (r *resolver) apply(k *Key, v value) error {
 		*f = parsed.(time.Duration)
 	case *compress.Codec:
 		*f = parsed.(compress.Codec)
+	case *float64:
+		*f = parsed.(float64)
 	default:
 		panic(fmt.Sprintf("config: key %s: field of type %T", k.Name, f))
 	}
@@ -466,6 +484,8 @@ func parse(kind Kind, s string) (any, error) {
 		return int64(n), nil
 	case Codec:
 		return compress.Parse(s)
+	case Percent:
+		return parsePercent(s)
 	}
 	panic(fmt.Sprintf("config: cannot parse kind %s", kind))
 }
@@ -508,6 +528,15 @@ func splitCommas(s string) []string {
 		}
 	}
 	return out
+}
+
+// parsePercent reads a share from 0 to 100, with or without a % sign.
+func parsePercent(s string) (float64, error) {
+	p, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
+	if err != nil || math.IsNaN(p) || p < 0 || p > 100 {
+		return 0, errors.New("give a percentage from 0% to 100%, e.g. 5%")
+	}
+	return p, nil
 }
 
 // parseDuration reads Go's durations with days and weeks in front ("2w", "30d", "1d12h"):

@@ -122,12 +122,21 @@ func checkKey(name, cluster string) error {
 
 // suggest names the file key closest to a misspelt one, or "".
 func suggest(name string) string {
-	best, bestD := "", 3
+	var keys []string
 	for _, k := range registry {
 		if fk := k.FileKey(); fk != "" && !k.Hidden {
-			if d := distance(name, fk); d < bestD {
-				best, bestD = fk, d
-			}
+			keys = append(keys, fk)
+		}
+	}
+	return Closest(name, keys)
+}
+
+// Closest returns the candidate nearest to a misspelt name (at most two edits away), or "".
+func Closest(name string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := distance(name, c); d < bestD {
+			best, bestD = c, d
 		}
 	}
 	return best

@@ -32,10 +32,12 @@ const (
 	// Passphrase keys name where the passphrase comes from; they are resolved
 	// together (see Passphrase), not one by one.
 	Passphrase
+	// Percent is a share from 0 to 100, with or without a % sign (5%, 0.5, 100%).
+	Percent
 )
 
 var kindNames = [...]string{String: "string", List: "list", Bool: "bool", Int: "int", Duration: "duration",
-	Size: "size", Codec: "codec", Passphrase: "passphrase source"}
+	Size: "size", Codec: "codec", Passphrase: "passphrase source", Percent: "percent"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -81,6 +83,10 @@ type Key struct {
 	Hidden bool
 	// FlagName and FileName replace Name on the command line or in the file.
 	FlagName, FileName string
+	// Short is the one-letter flag of the most used options ("" for none).
+	Short string
+	// Values are the texts the key accepts, when they are a fixed set (for completion).
+	Values []string
 	// SplitCommas makes every text a comma-separated list, not only the
 	// environment's.
 	SplitCommas bool
@@ -150,7 +156,7 @@ const (
 var (
 	keepCommands   = []string{"expire", "backup"}
 	daemonCommands = []string{"daemon"}
-	lockCommands   = []string{"backup", "expire"}
+	lockCommands   = []string{"backup", "expire", "verify"}
 	walCommands    = []string{"archive-push", "wal-receive"}
 	spoolCommands  = []string{"archive-push", "archive-get", "wal-receive"}
 	// newKeyCommands make a key with a new passphrase.
@@ -158,15 +164,15 @@ var (
 )
 
 var registry = []*Key{
-	{Name: "config", In: FlagLayer | EnvLayer, emptyUnset: true, DocDefault: DefaultFile + " when it exists",
+	{Name: "config", Short: "c", In: FlagLayer | EnvLayer, emptyUnset: true, DocDefault: DefaultFile + " when it exists",
 		Help:  "TOML config file",
 		field: func(o *Options) any { return &o.Config }},
-	{Name: "repo", Kind: List,
+	{Name: "repo", Short: "r", Kind: List,
 		Help:  "repository location: a directory, s3://bucket/prefix, azure://container/prefix, gs://bucket/prefix or sftp://user@host[:port]/path (repeat for several repositories)",
 		field: func(o *Options) any { return &o.Repos }},
 	// "cluster" at the top of the file is the table of per-cluster settings, so
 	// the file names its default cluster with another key.
-	{Name: "cluster", FileName: "default-cluster", TopLevelOnly: true, emptyUnset: true, Default: DefaultCluster,
+	{Name: "cluster", Short: "C", FileName: "default-cluster", TopLevelOnly: true, emptyUnset: true, Default: DefaultCluster,
 		Help:  "name of the PostgreSQL cluster inside the repository",
 		field: func(o *Options) any { return &o.Cluster }},
 	{Name: "passphrase", Kind: Passphrase, In: EnvLayer, emptyUnset: true,
@@ -178,11 +184,11 @@ var registry = []*Key{
 	{Name: "passphrase-command", Kind: Passphrase, emptyUnset: true,
 		Help:  "shell command that prints the passphrase of an encrypted repository",
 		field: func(o *Options) any { return &o.Passphrase.Command }},
-	{Name: "log-format", Default: "text", TopLevelOnly: true,
+	{Name: "log-format", Values: []string{"text", "json"}, Default: "text", TopLevelOnly: true,
 		Help:  "log format: text or json",
 		field: func(o *Options) any { return &o.LogFormat },
 		check: oneOf("text", "json")},
-	{Name: "log-level", Default: "info", TopLevelOnly: true,
+	{Name: "log-level", Values: []string{"debug", "info", "warn", "error"}, Default: "info", TopLevelOnly: true,
 		Help:  "log level: debug, info, warn or error",
 		field: func(o *Options) any { return &o.LogLevel },
 		check: checked(func(s string) error {
@@ -289,15 +295,15 @@ var registry = []*Key{
 		Help:       "what the new key is for, shown by key list",
 		field:      func(o *Options) any { return &o.KeyNote }},
 
-	{Name: "conn", Commands: []string{"backup", "check", "wal-receive"},
+	{Name: "conn", Short: "d", Commands: []string{"backup", "check", "wal-receive"},
 		Help:  "libpq connection string or URI of the server (PGHOST, PGPORT, PGUSER and the other libpq variables apply)",
 		field: func(o *Options) any { return &o.Conn }},
-	{Name: "compress", Kind: Codec, Default: "zstd:3", Commands: []string{"backup"},
+	{Name: "compress", Values: []string{"zstd", "zstd:1", "zstd:3", "zstd:9", "lz4", "none"}, Kind: Codec, Default: "zstd:3", Commands: []string{"backup"},
 		Help:  "compression of backups: zstd, zstd:N (1-19), lz4 or none",
 		field: func(o *Options) any { return &o.Compress }},
-	{Name: "jobs", Kind: Int, Default: strconv.Itoa(runtime.NumCPU()), DocDefault: "the number of CPUs",
-		Commands: []string{"backup", "restore", "drill"},
-		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers)",
+	{Name: "jobs", Short: "j", Kind: Int, Default: strconv.Itoa(runtime.NumCPU()), DocDefault: "the number of CPUs",
+		Commands: []string{"backup", "restore", "drill", "verify"},
+		Help:     "parallel workers (backup: chunk workers; restore: chunk readers and writers; verify: objects read at once)",
 		field:    func(o *Options) any { return &o.Jobs },
 		check: checked(func(n int) error {
 			if n < 1 {
@@ -305,7 +311,7 @@ var registry = []*Key{
 			}
 			return nil
 		})},
-	{Name: "checkpoint", Default: "spread", Commands: []string{"backup"},
+	{Name: "checkpoint", Values: []string{"fast", "spread"}, Default: "spread", Commands: []string{"backup"},
 		Help:  "checkpoint at backup start: fast (immediate I/O burst) or spread (waits for checkpoint_completion_target)",
 		field: func(o *Options) any { return &o.Checkpoint },
 		check: oneOf("fast", "spread")},
@@ -318,6 +324,9 @@ var registry = []*Key{
 			}
 			return nil
 		})},
+	{Name: "estimate", Kind: Bool, Default: "true", Commands: []string{"backup"},
+		Help:  "ask the server for the backup's size first (BASE_BACKUP PROGRESS: one pass over the file sizes), for a total, a percentage and an ETA",
+		field: func(o *Options) any { return &o.Estimate }},
 	{Name: "label", DocDefault: "pgward <ID>", Commands: []string{"backup"},
 		Help:  "backup label",
 		field: func(o *Options) any { return &o.Label }},
@@ -332,14 +341,14 @@ var registry = []*Key{
 		Help:  "libpq connection string or URI of the primary, for --backup-standby on or prefer: the standby must have its system identifier and timeline",
 		field: func(o *Options) any { return &o.PrimaryConn }},
 
-	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill"},
+	{Name: "json", Kind: Bool, Default: "false", Commands: []string{"list", "expire", "key list", "drill", "check", "version", "backup", "restore", "verify", "info"},
 		Help:  "print a JSON object",
 		field: func(o *Options) any { return &o.JSON }},
 
-	{Name: "pgdata", Commands: []string{"restore"},
+	{Name: "pgdata", Short: "D", Commands: []string{"restore"},
 		Help:  "directory to restore into (must be empty or absent; required)",
 		field: func(o *Options) any { return &o.Restore.PGData }},
-	{Name: "backup", Default: "latest", Commands: []string{"restore", "drill"},
+	{Name: "backup", Short: "b", Default: "latest", Commands: []string{"restore", "drill"},
 		Help:  "backup ID to restore, or latest (the newest readable one that can reach the target)",
 		field: func(o *Options) any { return &o.Restore.Backup }},
 	{Name: "tablespace-map", Kind: List, SplitCommas: true, Commands: []string{"restore"},
@@ -363,16 +372,16 @@ var registry = []*Key{
 	{Name: "target-exclusive", Kind: Bool, Default: "false", Commands: []string{"restore"},
 		Help:  "stop just before the target instead of just after it",
 		field: func(o *Options) any { return &o.Restore.TargetExclusive }},
-	{Name: "target-action", DocDefault: "promote", Commands: []string{"restore"},
+	{Name: "target-action", Values: []string{"promote", "pause", "shutdown"}, DocDefault: "promote", Commands: []string{"restore"},
 		Help:  "after reaching the target: promote, pause or shutdown",
 		field: func(o *Options) any { return &o.Restore.TargetAction }},
-	{Name: "target-timeline", Default: "latest", Commands: []string{"restore"},
+	{Name: "target-timeline", Values: []string{"latest", "current"}, Default: "latest", Commands: []string{"restore"},
 		Help:  "timeline to recover along: latest (the newest that descends from the backup), current or a number",
 		field: func(o *Options) any { return &o.Restore.TargetTimeline }},
 	{Name: "stop-at-gap", Kind: Bool, Default: "false", Commands: []string{"restore"},
 		Help:  "with a gap in the archive, recover up to the gap instead of refusing",
 		field: func(o *Options) any { return &o.Restore.StopAtGap }},
-	{Name: "archive-mode", Default: "off", Commands: []string{"restore"},
+	{Name: "archive-mode", Values: []string{"off", "preserve"}, Default: "off", Commands: []string{"restore"},
 		Help:  "off: the restored cluster does not archive; preserve: keep the source's archive settings",
 		field: func(o *Options) any { return &o.Restore.ArchiveMode },
 		check: checked(func(s string) error {
@@ -410,7 +419,7 @@ var registry = []*Key{
 	// Backups and WAL are compressed with different codecs by default (zstd:3
 	// for backups, zstd:1 for WAL, where latency counts), so one key cannot
 	// serve both. The WAL commands keep their --compress flag.
-	{Name: "wal-compress", FlagName: "compress", Kind: Codec, Default: "zstd:1", Commands: walCommands,
+	{Name: "wal-compress", Values: []string{"zstd", "zstd:1", "zstd:3", "lz4", "none"}, FlagName: "compress", Kind: Codec, Default: "zstd:1", Commands: walCommands,
 		Help:  "compression of WAL: zstd, zstd:N (1-19), lz4 or none",
 		field: func(o *Options) any { return &o.WALCompress }},
 	{Name: "push-ahead", Kind: Int, Default: "4", Commands: []string{"archive-push"},
@@ -516,7 +525,7 @@ var registry = []*Key{
 	{Name: "drill-schedule", Commands: daemonCommands,
 		Help:  "daemon: when to run a restore drill of the cluster (cron syntax or @every/@weekly)",
 		field: func(o *Options) any { return &o.Daemon.DrillSchedule }, check: schedule},
-	{Name: "drill-target", Default: "random", Commands: daemonCommands,
+	{Name: "drill-target", Values: []string{"random", "latest"}, Default: "random", Commands: daemonCommands,
 		Help:  "daemon: where scheduled drills recover to: random (a random point after the backup) or latest (the end of the archived WAL)",
 		field: func(o *Options) any { return &o.Daemon.DrillTarget }, check: oneOf("random", "latest")},
 	{Name: "wal-stream", Kind: Bool, Default: "false", Commands: daemonCommands,
@@ -538,7 +547,7 @@ var registry = []*Key{
 		Help:  "daemon: how long a hook may run before it is killed",
 		field: func(o *Options) any { return &o.Daemon.HookTimeout }, check: positive("30s")},
 	{Name: "lock-wait", Kind: Duration, Default: "10m", Commands: lockCommands,
-		Help:  "how long to wait for a repository lock held by another process (a backup waits out a garbage collection sweep; expire waits for running backups before it sweeps)",
+		Help:  "how long to wait for a repository lock held by another process (a backup or verify waits out a garbage collection sweep; expire waits for running backups and verify before it sweeps)",
 		field: func(o *Options) any { return &o.LockWait },
 		check: checked(func(d time.Duration) error {
 			if d < 0 {
@@ -555,6 +564,31 @@ var registry = []*Key{
 			}
 			return nil
 		})},
+
+	{Name: "nagios", Kind: Bool, Default: "false", Commands: []string{"check"}, In: FlagLayer,
+		Help:  "print one Nagios/Icinga status line and exit 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN)",
+		field: func(o *Options) any { return &o.Nagios }},
+	// verify's --backup has no default (every backup), unlike restore's.
+	{Name: "verify-backup", FlagName: "backup", Commands: []string{"verify"}, In: FlagLayer | EnvLayer, emptyUnset: true,
+		DocDefault: "every backup of the cluster",
+		Help:       "verify only this backup: an ID, or latest",
+		field:      func(o *Options) any { return &o.Verify.Backup }},
+	{Name: "all", Kind: Bool, Default: "false", Commands: []string{"verify"}, In: FlagLayer,
+		Help:  "verify every cluster, every backup and the whole WAL archive; with --read-data, every object in the repository",
+		field: func(o *Options) any { return &o.Verify.All }},
+	{Name: "wal", Kind: Bool, Default: "false", Commands: []string{"verify"}, In: FlagLayer,
+		Help:  "verify the cluster's whole WAL archive too: gaps per timeline, history files; with --read-data every WAL file and summary is read",
+		field: func(o *Options) any { return &o.Verify.WAL }},
+	{Name: "read-data", Kind: Bool, Default: "false", Commands: []string{"verify"},
+		Help:  "read every object in scope and check its tag and content hash (default: check that every object is present, read only metadata)",
+		field: func(o *Options) any { return &o.Verify.ReadData }},
+	{Name: "read-data-subset", Kind: Percent, DocDefault: "not set", Commands: []string{"verify"},
+		Help:  "read the objects in scope never verified or last verified before verify-period, then the longest unverified until N% of the bytes are read (0% allowed)",
+		field: func(o *Options) any { return &o.Verify.Subset }},
+	{Name: "verify-period", Kind: Duration, Default: "30d", Commands: []string{"verify"},
+		Help:  "read-data-subset reads every object again once its last verification is older than this",
+		field: func(o *Options) any { return &o.Verify.Period },
+		check: positive("30d")},
 
 	{Name: "timeout", Kind: Duration, Default: "60s", Commands: []string{"check"},
 		Help:  "how long to wait for the switched segment to be archived",

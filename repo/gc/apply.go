@@ -92,7 +92,7 @@ func (p *Plan) repack(ctx context.Context, r *repo.Repo, st *Stats) (map[entryKe
 	}
 	var todo []repo.IndexEntry
 	for k := range p.live.entries {
-		if e := p.store.chosen[k]; repacked[e.Pack] {
+		if e := p.store.Chosen[k]; repacked[e.Pack] {
 			todo = append(todo, e)
 		}
 	}
@@ -119,7 +119,7 @@ func (p *Plan) repack(ctx context.Context, r *repo.Repo, st *Stats) (map[entryKe
 		return nil, err
 	}
 	for _, e := range entries {
-		moved[entryKey{e.ID, e.Kind}] = e
+		moved[entryKey{ID: e.ID, Kind: e.Kind}] = e
 	}
 	return moved, nil
 }
@@ -131,7 +131,7 @@ func (p *Plan) reindex(ctx context.Context, r *repo.Repo, moved map[entryKey]rep
 	for k := range p.live.entries {
 		e, ok := moved[k]
 		if !ok {
-			e = p.store.chosen[k]
+			e = p.store.Chosen[k]
 		}
 		if e.Kind == repo.KindDelta && e.Base == (repo.Hash{}) {
 			base, err := r.BaseOf(ctx, e)

@@ -3,7 +3,6 @@ package gc_test
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -13,53 +12,13 @@ import (
 	"github.com/pgward/pgward/repo/storagetest"
 )
 
-// A small repository: 64 KiB chunks, chunks under 32 KiB packed into 20 KiB packs, page
-// deltas up to 3 deep, so a few files exercise every way a chunk is kept.
-const chunkSize = 64 << 10
-
 func newRepo(t *testing.T) (*repo.Repo, *storagetest.Faulty, *storagetest.Memory) {
-	t.Helper()
-	mem := storagetest.NewMemory()
-	f := storagetest.NewFaulty(mem)
-	r, err := repo.Init(t.Context(), f, repo.InitOptions{ChunkSize: chunkSize, PackThreshold: 32 << 10, PackSize: 20 << 10, MaxDeltaDepth: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, f, mem
+	return repotest.NewRepo(t)
 }
 
-// files makes a cluster-like set of files: two relation files of a few chunks and small
-// ones; version v changes a few pages of each relation file and one small file.
-func files(v int) map[string][]byte {
-	rng := rand.New(rand.NewPCG(1, 2))
-	out := map[string][]byte{}
-	for _, name := range []string{"base/1/100", "base/1/200"} {
-		data := make([]byte, 3*chunkSize+5*repo.PageSize)
-		for i := range data {
-			data[i] = byte(rng.IntN(7))
-		}
-		for k := 1; k <= v; k++ {
-			for _, page := range []int{k, 9 + k, 17 + k} {
-				data[page*repo.PageSize+100] = byte(k)
-			}
-		}
-		out[name] = data
-	}
-	for i := range 6 {
-		out[fmt.Sprintf("global/%d", i)] = bytes.Repeat([]byte{byte(i)}, 3000+i)
-	}
-	out["global/changing"] = []byte(fmt.Sprintf("version %d", v))
-	if v < 2 {
-		// A table dropped after the second backup: its chunks die with the first two.
-		data := make([]byte, 2*chunkSize)
-		for i := range data {
-			data[i] = byte(rng.IntN(250))
-		}
-		data[0] = byte(v)
-		out["base/1/300"] = data
-	}
-	return out
-}
+type writer = repotest.Writer
+
+var files = repotest.Files
 
 // restorable reads every chunk every remaining manifest names, and compares with what was
 // backed up.
@@ -125,7 +84,7 @@ func collect(t *testing.T, r *repo.Repo) (*gc.Plan, gc.Stats) {
 func TestCollectAfterExpiry(t *testing.T) {
 	r, _, _ := newRepo(t)
 	ctx := t.Context()
-	w := &repotest.Writer{TB: t, R: r}
+	w := &writer{T: t, R: r}
 	want := map[string]map[string][]byte{}
 	var ids []string
 	for v := range 4 {
@@ -171,12 +130,16 @@ func TestCollectAfterExpiry(t *testing.T) {
 // its interrupted writes are collected by the next sweep, whatever their age.
 func TestCollectKilledWriter(t *testing.T) {
 	r, _, mem := newRepo(t)
-	w := &repotest.Writer{TB: t, R: r}
+	w := &writer{T: t, R: r}
 	m := w.Backup(files(0))
 	want := map[string]map[string][]byte{m.ID: files(0)}
 	before := objects(t, r.Storage())
 	// A backup that never committed: chunks and packs stored, no manifest.
-	w.Store(files(5))
+	orphan := &writer{T: t, R: r, Prev: w.Prev, N: 50}
+	om := orphan.Backup(files(5))
+	if err := r.DeleteManifest(t.Context(), "main", om.ID); err != nil {
+		t.Fatal(err)
+	}
 	mem.AddLeftover("chunks/ab/abcd", 1000, time.Now())
 	mem.AddLeftover("clusters/main/wal/0000000100000000/000000010000000000000009", 500, time.Now())
 	mem.AddLeftover("clusters/main/wal/0000000100000000/000000010000000000000003", 700, time.Now().Add(-2*time.Hour))
@@ -204,7 +167,7 @@ func TestCollectKilledWriter(t *testing.T) {
 func TestCollectKilledAtEveryStep(t *testing.T) {
 	build := func(t *testing.T) (*repo.Repo, *storagetest.Faulty, map[string]map[string][]byte) {
 		r, f, _ := newRepo(t)
-		w := &repotest.Writer{TB: t, R: r}
+		w := &writer{T: t, R: r}
 		want := map[string]map[string][]byte{}
 		var ids []string
 		for v := range 5 {
@@ -253,16 +216,6 @@ func TestCollectKilledAtEveryStep(t *testing.T) {
 		}
 		got := objects(t, r2.Storage())
 		if len(got) != len(final) {
-			for name, size := range got {
-				if _, ok := final[name]; !ok {
-					t.Logf("rerun has %s (%d bytes)", name, size)
-				}
-			}
-			for name, size := range final {
-				if _, ok := got[name]; !ok {
-					t.Logf("uninterrupted has %s (%d bytes)", name, size)
-				}
-			}
 			// Pack and index names are random; the counts and the bytes must agree.
 			t.Fatalf("rerun ends with %d objects, the uninterrupted run with %d", len(got), len(final))
 		}

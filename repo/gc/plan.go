@@ -82,12 +82,12 @@ func MakePlan(ctx context.Context, r *repo.Repo, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.mark(ctx, r, roots)
+	l, err := mark(ctx, r, s, roots)
 	if err != nil {
 		return nil, err
 	}
 	p := &Plan{Backups: n, LiveChunks: len(roots), MissingCount: len(l.missing), store: s, live: l}
-	for id, size := range s.whole {
+	for id, size := range s.Whole {
 		if !l.whole[id] {
 			p.DeadChunks = append(p.DeadChunks, id)
 			p.Freed += size
@@ -133,11 +133,11 @@ func (p *Plan) planPacks(o Options) {
 	s, l := p.store, p.live
 	liveBytes := map[string]int64{}
 	for k := range l.entries {
-		e := s.chosen[k]
+		e := s.Chosen[k]
 		liveBytes[e.Pack] += int64(e.Length)
 	}
 	p.LiveEntries = len(l.entries)
-	for pack, size := range s.packs {
+	for pack, size := range s.Packs {
 		lb := liveBytes[pack]
 		switch {
 		case lb == 0:
@@ -155,25 +155,28 @@ func (p *Plan) planPacks(o Options) {
 	for _, pk := range p.Repack {
 		repacked[pk] = true
 	}
-	// The index is rewritten when any index object names something that is not a live entry
-	// chosen from that very object (a dead entry, a duplicate of an entry chosen elsewhere,
-	// an entry of a pack that is gone) or a pack that moves, or when there are too many
-	// index objects.
-	p.Reindex = len(p.Repack) > 0 || len(s.indexes) > o.MaxIndexObjects
-	for i, x := range s.indexes {
-		for _, e := range x.entries {
-			k := entryKey{e.ID, e.Kind}
-			if !l.entries[k] || s.from[k] != i || repacked[e.Pack] {
+	// The index is rewritten when any index object names something not chosen and live (a
+	// dead entry, a duplicate, an entry of a pack that is gone) or a pack that moves, or when
+	// there are too many index objects. A duplicate may equal the chosen entry (a sweep that
+	// stopped after writing the new index left the old one, naming the same places): it is
+	// still a duplicate.
+	p.Reindex = len(p.Repack) > 0 || len(s.Indexes) > o.MaxIndexObjects
+	listed := map[entryKey]bool{}
+	for _, x := range s.Indexes {
+		for _, e := range x.Entries {
+			k := entryKey{ID: e.ID, Kind: e.Kind}
+			if !l.entries[k] || s.Chosen[k] != e || repacked[e.Pack] || listed[k] {
 				p.Reindex = true
 				break
 			}
+			listed[k] = true
 		}
 	}
 	if p.Reindex {
 		// Index objects are not counted in Freed: the new ones hold about what the old
 		// ones held of live entries, and both are small beside the data.
-		for _, x := range s.indexes {
-			p.OldIndex = append(p.OldIndex, x.name)
+		for _, x := range s.Indexes {
+			p.OldIndex = append(p.OldIndex, x.Name)
 		}
 	}
 }

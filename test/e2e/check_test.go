@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,15 +27,47 @@ func TestCheck(t *testing.T) {
 		a := startArchiving(t, 15)
 		conn := a.c.ConnString("postgres")
 		r := mustPgward(t, nil, "check", "--repo", a.repo, "--conn", conn, "--timeout", "30s")
-		if !strings.Contains(r.stdout, "archiving to "+a.repo+" works: segment ") {
+		if !regexp.MustCompile(`OK +archive round trip +segment \w+ archived to ` + regexp.QuoteMeta(a.repo) + ` in `).MatchString(r.stdout) {
 			t.Errorf("check output: %s", r)
 		}
-		t.Logf("success: %s", strings.TrimSpace(r.stdout))
+		t.Logf("success:\n%s", r.stdout)
 
+		// A misconfigured archive_command (another repository): that check FAILED with its
+		// fix, the others OK, exit status 3; --json says the same; --nagios exits 2.
 		other := filepath.Join(a.work, "other")
 		pgwardPG(t, nil, "init", "--repo", other)
 		r = failPgward(t, nil, []string{"the archive_command does not use this repository", other, "archive_command = '"}, "check", "--repo", other, "--conn", conn)
+		if r.code != 3 {
+			t.Errorf("a failed check exits %d, want 3", r.code)
+		}
 		t.Logf("other repository: %s", r.stderr)
+		r = pgward(t, nil, "check", "--json", "--repo", other, "--conn", conn)
+		var out struct {
+			OK     bool                                          `json:"ok"`
+			Checks []struct{ Name, Status, Detail, Hint string } `json:"checks"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Fatalf("check --json: %v\n%s", err, r)
+		}
+		status := map[string]string{}
+		for _, c := range out.Checks {
+			status[c.Name] = c.Status
+			if c.Name == "archive_command" && !strings.Contains(c.Hint, "archive_command = '") {
+				t.Errorf("the failed check has no hint: %+v", c)
+			}
+		}
+		if out.OK || status["archive_command"] != "FAILED" || status["connection"] != "OK" || status["wal_level"] != "OK" ||
+			status["replication connection"] != "OK" || status["repository"] != "OK" || status["archive round trip"] != "SKIPPED" {
+			t.Errorf("check --json: %+v", out)
+		}
+		r = pgward(t, nil, "check", "--nagios", "--repo", other, "--conn", conn)
+		if r.code != 2 || !strings.HasPrefix(r.stdout, "PGWARD CRITICAL - ") || strings.Count(r.stdout, "\n") != 1 {
+			t.Errorf("check --nagios on a broken setup: %s", r)
+		}
+		r = pgward(t, nil, "check", "--nagios", "--repo", a.repo, "--conn", conn)
+		if r.code != 1 || !strings.HasPrefix(r.stdout, "PGWARD WARNING - ") || !strings.Contains(r.stdout, "no backup yet") {
+			t.Errorf("check --nagios without a backup: %s", r)
+		}
 
 		r = failPgward(t, nil, []string{`archives as cluster "main", not "db2"`}, "check", "--repo", a.repo, "--cluster", "db2", "--conn", conn)
 		t.Logf("other cluster name: %s", r.stderr)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -48,18 +47,8 @@ func startDaemon(t *testing.T, work, configText string) *daemonProc {
 	}
 	addr := regexp.MustCompile(`listen = "([^"]+)"`).FindStringSubmatch(configText)[1]
 	cmd := exec.Command(pgwardBin, "daemon", "--config", cfg)
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "PGWARD_") && !strings.HasPrefix(e, "PG") {
-			cmd.Env = append(cmd.Env, e)
-		}
-	}
-	if os.Geteuid() == 0 {
-		u, _ := user.Lookup("postgres")
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
-		cmd.Dir = os.TempDir()
-	}
+	cmd.Env = cleanEnv()
+	asPostgresUser(cmd)
 	d := &daemonProc{cmd: cmd, url: "http://" + addr, output: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = d.output, d.output
 	if err := cmd.Start(); err != nil {

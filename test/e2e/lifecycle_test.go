@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -183,6 +184,10 @@ func TestExpire(t *testing.T) {
 	b6 := strings.TrimSpace(strings.SplitN(r.stdout, "\n", 2)[0])
 	if ids := backupIDs(t, a.repo); !slices.Equal(ids, []string{b6}) || !strings.Contains(r.stderr, "retention applied after the backup") {
 		t.Fatalf("after a backup with keep-last = 1 in the config: backups %v\n%s", ids, r.stderr)
+	}
+	// Without a terminal, progress is logged, with the server's estimate of the total.
+	if m := regexp.MustCompile(`backup progress" bytes=\d+ total_bytes=(\d+) .*percent=`).FindStringSubmatch(r.stderr); m == nil || m[1] == "0" {
+		t.Errorf("no progress line with a total in the backup's log:\n%s", r.stderr)
 	}
 	// Bad input: no rule, and pinning a backup that does not exist.
 	failPgward(t, nil, []string{"no retention rule given"}, "expire", "--repo", a.repo)

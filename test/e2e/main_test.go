@@ -79,26 +79,42 @@ func pgwardPG(t testing.TB, env []string, args ...string) result {
 	return r
 }
 
+// asPostgresUser makes cmd run as the postgres OS user when the test runs as root, as
+// the archive_command and restore_command do.
+func asPostgresUser(cmd *exec.Cmd) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		panic(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	cmd.Dir = os.TempDir()
+}
+
+// cleanEnv is the test's environment without PGWARD_* and libpq's PG* variables, so that
+// nothing of the developer's shell leaks into pgward.
+func cleanEnv() []string {
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "PGWARD_") && !strings.HasPrefix(e, "PG") {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
 func runPgward(t testing.TB, asPostgres bool, env []string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, pgwardBin, args...)
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "PGWARD_") && !strings.HasPrefix(e, "PG") {
-			cmd.Env = append(cmd.Env, e)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
-	if asPostgres && os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
-		cmd.Dir = os.TempDir()
+	cmd.Env = append(cleanEnv(), env...)
+	if asPostgres {
+		asPostgresUser(cmd)
 	}
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se

@@ -243,7 +243,7 @@ func TestReceiveKilledThenPrimaryLost(t *testing.T) {
 }
 
 // TestReceiveWALRemoved: without a slot the server has already removed the WAL the
-// receiver would start at: it stops (exit 3) with the meaning of SQLSTATE 58P01
+// receiver would start at: it stops (exit 4) with the meaning of SQLSTATE 58P01
 // instead of reconnecting forever.
 func TestReceiveWALRemoved(t *testing.T) {
 	work := pgtest.TempDir(t)
@@ -265,7 +265,7 @@ func TestReceiveWALRemoved(t *testing.T) {
 	case err := <-rcv.done:
 		log := rcv.stderr.String()
 		t.Logf("wal-receive stopped after %s: %v", time.Since(began).Round(time.Millisecond), err)
-		if code := rcv.cmd.ProcessState.ExitCode(); code != 3 {
+		if code := rcv.cmd.ProcessState.ExitCode(); code != 4 {
 			t.Errorf("exit status %d, want 3", code)
 		}
 		if !strings.Contains(log, "already removed WAL the receiver needs") || !strings.Contains(log, "SQLSTATE 58P01") {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -34,18 +33,8 @@ func startReceiver(t *testing.T, args ...string) *receiver {
 func startReceiverTB(t testing.TB, args ...string) *receiver {
 	t.Helper()
 	cmd := exec.Command(pgwardBin, append([]string{"wal-receive", "--log-level", "debug"}, args...)...)
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "PGWARD_") && !strings.HasPrefix(e, "PG") {
-			cmd.Env = append(cmd.Env, e)
-		}
-	}
-	if os.Geteuid() == 0 {
-		u, _ := user.Lookup("postgres")
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
-		cmd.Dir = os.TempDir()
-	}
+	cmd.Env = cleanEnv()
+	asPostgresUser(cmd)
 	r := &receiver{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = r.stderr
 	if err := cmd.Start(); err != nil {

@@ -181,6 +181,12 @@ func (f *s3Fixture) testTwoRepos(t *testing.T) {
 	if len(list) != 1 || list[0]["id"] != id || list[0]["repo"] != s3Repo {
 		t.Fatalf("list of the S3 repository: %v", list)
 	}
+	// verify reads both repositories back whole (S3: objects read in parallel) and finds
+	// them sound.
+	r = mustPgward(t, env, argv([]string{"verify", "--all", "--read-data", "--jobs", "4", "--repo", localRepo, "--repo", s3Repo}, flags)...)
+	if strings.Count(r.stdout, "  OK\n") != 2 {
+		t.Errorf("verify of the local and the S3 repository:\n%s", r)
+	}
 
 	// A chunk missing from the first repository comes from the second.
 	files := localChunks(t, localRepo)

@@ -45,6 +45,9 @@ type Options struct {
 	// manifest sent before with UploadManifest: relation files whose blocks the
 	// WAL summaries say changed arrive as INCREMENTAL.<name> (incremental.go).
 	Incremental bool
+	// Progress asks the server for the size of each tablespace first (PROGRESS):
+	// one pass over the file sizes before the data, for a total and an ETA.
+	Progress bool
 }
 
 // Tablespace is one row of the server's tablespace list. OID 0 is the main data
@@ -52,6 +55,8 @@ type Options struct {
 type Tablespace struct {
 	OID      uint32
 	Location string
+	// Size is the server's estimate of its bytes (with Options.Progress), else 0.
+	Size int64
 }
 
 // Archive is one tar stream: the main data directory (OID 0) or one tablespace.
@@ -132,6 +137,11 @@ func Start(ctx context.Context, conn *pgconn.PgConn, major int, opts Options) (*
 			ts.OID = uint32(oid)
 			ts.Location = string(r[1])
 		}
+		if len(r) >= 3 && r[2] != nil {
+			if kb, err := strconv.ParseInt(string(r[2]), 10, 64); err == nil {
+				ts.Size = kb * 1024
+			}
+		}
 		s.Tablespaces = append(s.Tablespaces, ts)
 	}
 	return s, nil
@@ -150,6 +160,9 @@ func command(major int, o Options) string {
 		if o.Incremental {
 			parts = append(parts, "INCREMENTAL")
 		}
+		if o.Progress {
+			parts = append(parts, "PROGRESS")
+		}
 		return "BASE_BACKUP (" + strings.Join(parts, ", ") + ")"
 	}
 	parts := []string{"LABEL " + label, "WAL", "NOWAIT", "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'CRC32C'"}
@@ -159,7 +172,19 @@ func command(major int, o Options) string {
 	if o.MaxRate > 0 {
 		parts = append(parts, fmt.Sprintf("MAX_RATE %d", max(o.MaxRate, 32)))
 	}
+	if o.Progress {
+		parts = append(parts, "PROGRESS")
+	}
 	return "BASE_BACKUP " + strings.Join(parts, " ")
+}
+
+// EstimatedSize is the server's estimate of the backup's bytes (0 without Options.Progress).
+func (s *Stream) EstimatedSize() int64 {
+	var n int64
+	for _, ts := range s.Tablespaces {
+		n += ts.Size
+	}
+	return n
 }
 
 // resultSet reads one result set (up to its CommandComplete) and returns its rows.
