@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/pgward/pgward/engine/daemon"
+	"github.com/pgward/pgward/engine/verify"
 	"github.com/pgward/pgward/internal/config"
+	"github.com/pgward/pgward/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -56,7 +60,47 @@ hooks; deploy/ has a systemd unit and an example config.`,
 				}
 			}()
 			return daemon.Run(cmd.Context(), daemon.Options{ConfigPath: o.Config, Env: os.LookupEnv, Reload: reload,
-				Version: version, Log: slog.Default()})
+				Verify: scheduledVerify, LastVerify: lastVerify, Version: version, Log: slog.Default()})
 		},
 	}
+}
+
+// scheduledDefaultSubset is the share a scheduled verify reads when the cluster's config
+// sets no read-data option: with the ledger, new objects are read the day they appear and
+// every object within verify-period.
+const scheduledDefaultSubset = 5
+
+// scheduledVerify is the daemon's verify: verify.All with the cluster's options, incremental
+// by default.
+func scheduledVerify(ctx context.Context, repos []*repo.Repo, o *config.Options) (string, error) {
+	opts, err := verify.OptionsFrom(o)
+	if err != nil {
+		return "", err
+	}
+	if opts.Mode == verify.Structure {
+		opts.Mode, opts.Subset = verify.ReadSubset, scheduledDefaultSubset
+	}
+	results, err := verify.All(ctx, repos, opts)
+	read, problems := 0, 0
+	for _, r := range results {
+		read += r.Counts.ObjectsRead
+		problems += r.Counts.Problems
+	}
+	summary := fmt.Sprintf("%d objects read, %d problems (%s)", read, problems, opts.Mode)
+	if err == nil && problems > 0 {
+		err = fmt.Errorf("verify found %d problems; 'pgward verify' names them", problems)
+	}
+	return summary, err
+}
+
+// lastVerify is when the first repository was last verified.
+func lastVerify(ctx context.Context, repos []*repo.Repo) time.Time {
+	if len(repos) == 0 {
+		return time.Time{}
+	}
+	run, err := repos[0].LastVerifyRun(ctx)
+	if err != nil || run == nil {
+		return time.Time{}
+	}
+	return run.Time
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -77,56 +75,12 @@ chunk, backups, error).`,
 	}
 }
 
-// verifyOptions maps the options to a verify run.
-func verifyOptions(o *config.Options) (verify.Options, error) {
-	v := o.Verify
-	opts := verify.Options{All: v.All, WAL: v.WAL, Mode: verify.Structure, Period: v.Period, Jobs: o.Jobs, Log: slog.Default()}
-	if v.ReadData {
-		opts.Mode = verify.ReadData
-	}
-	if o.Origin("read-data-subset") != config.FromDefault {
-		if v.ReadData {
-			return opts, errors.New("give --read-data (everything) or --read-data-subset N% (a share), not both")
-		}
-		opts.Mode, opts.Subset = verify.ReadSubset, v.Subset
-	}
-	if v.Backup != "" {
-		if v.All {
-			return opts, errors.New("give --backup ID (one backup) or --all (everything), not both")
-		}
-		opts.Backup = v.Backup
-	}
-	if !v.All {
-		var err error
-		if opts.Cluster, err = clusterName(o); err != nil {
-			return opts, err
-		}
-	}
-	return opts, nil
-}
+// verifyOptions maps the options to a verify run (verify.OptionsFrom).
+func verifyOptions(o *config.Options) (verify.Options, error) { return verify.OptionsFrom(o) }
 
-// runVerify verifies every repository in turn. A repository without the backup (or the
-// cluster) asked for is skipped when another one has it.
+// runVerify verifies every repository in turn (verify.All).
 func runVerify(cmd *cobra.Command, repos []*repo.Repo, opts verify.Options) ([]*verify.Result, error) {
-	results := []*verify.Result{}
-	var absent []error
-	for _, r := range repos {
-		res, err := verify.Run(cmd.Context(), r, opts)
-		if errors.Is(err, verify.ErrAbsent) {
-			absent = append(absent, err)
-			continue
-		}
-		if res != nil {
-			results = append(results, res)
-		}
-		if err != nil {
-			return results, fmt.Errorf("verify in %s: %w", r, err)
-		}
-	}
-	if len(results) == 0 && len(absent) > 0 {
-		return results, errors.Join(absent...)
-	}
-	return results, nil
+	return verify.All(cmd.Context(), repos, opts)
 }
 
 // verifyVerdict is the error that makes verify exit non-zero when it found problems.

@@ -147,6 +147,7 @@ func TestExpire(t *testing.T) {
 	if got, _ := a.restoreAndCount(t, "r-pitr", nil, "--target-time", mark); got != "1-30" {
 		t.Fatalf("PITR inside the kept window: rows %s, want 1-30", got)
 	}
+	pgwardPG(t, nil, "verify", "--repo", a.repo, "--all", "--read-data")
 	// A second expire finds nothing more.
 	if again := expireRun(t, "--repo", a.repo, "--keep-last", "2")[0]; len(again.Expired) != 0 || again.Sweep.DeletedChunks+again.Sweep.DeletedPacks != 0 {
 		t.Fatalf("second expire: %+v", again)
@@ -316,4 +317,5 @@ func testExpireWhileWriting(t *testing.T, w *writingTarget) {
 	if got := w.restoreRows(t, "r-late", "--backup", late, "--target-immediate"); got != "1-30" {
 		t.Fatalf("the backup taken during the sweep restores rows %s, want 1-30", got)
 	}
+	w.must(t, "verify", "--all", "--read-data")
 }
