@@ -4,16 +4,18 @@ GO ?= go
 BIN := bin/pgward
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps vet demo bench bench-format2 bench-delta bench-go clean
+.PHONY: build test test-deps vet demo bench bench-format2 bench-delta bench-remote bench-go clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
 
-# Installs PostgreSQL 13-18 server binaries (15 from Debian) and versitygw (the S3 server of the S3
-# tests) into .cache/.
+# Installs PostgreSQL 13-18 server binaries (15 from Debian), versitygw (the S3 server of the
+# S3 tests), Azurite (Azure) and fake-gcs-server (GCS) into .cache/, and OpenSSH's sshd (SFTP)
+# from Debian. Azurite (npm) installs while the Go servers build; apt installs run one at a time.
 test-deps:
 	scripts/install-test-deps.sh
-	scripts/install-versitygw.sh
+	scripts/install-sshd.sh
+	{ scripts/install-azurite.sh & a=$$!; scripts/install-versitygw.sh && scripts/install-fake-gcs-server.sh; r=$$?; wait $$a && exit $$r; }
 
 vet:
 	$(GO) vet ./...
@@ -41,6 +43,12 @@ bench-format2:
 # See docs/benchmarks.md.
 bench-delta:
 	bench/delta.sh
+
+# Backup and restore through each kind of repository: local, S3 (versitygw), Azure
+# (Azurite), GCS (fake-gcs-server), SFTP (sshd), all on 127.0.0.1 (SCALE, NOISE_MB, REPS,
+# JOBS, KINDS). See docs/benchmarks.md.
+bench-remote: test-deps
+	bench/remote.sh
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:

@@ -76,7 +76,7 @@ segments into the spool, so that the following calls return at once.`,
 			if err != nil {
 				return err
 			}
-			repos, err := openRepos(ctx, o)
+			repos, err := openReadRepos(ctx, o)
 			if err != nil {
 				return err
 			}

@@ -80,7 +80,7 @@ parent (with --delta, of its pg_control), or to --owner.`,
 			if err := checkStandbyOptions(ro); err != nil {
 				return err
 			}
-			repos, err := openRepos(ctx, o)
+			repos, err := openReadRepos(ctx, o)
 			if err != nil {
 				return err
 			}

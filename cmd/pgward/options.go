@@ -150,6 +150,12 @@ func openRepos(ctx context.Context, o *config.Options) ([]*repo.Repo, error) {
 	return location.OpenConfigured(ctx, o)
 }
 
+// openReadRepos opens the configured repositories for a command that only reads (restore,
+// archive-get): one that cannot be opened is skipped with a warning while another opens.
+func openReadRepos(ctx context.Context, o *config.Options) ([]*repo.Repo, error) {
+	return location.OpenAvailableConfigured(ctx, o)
+}
+
 func clusterName(o *config.Options) (string, error) {
 	return o.Cluster, repo.ValidClusterName(o.Cluster)
 }

@@ -42,10 +42,14 @@ func ArchiveGet(program string, o *config.Options) string {
 		inv.PassphraseFile, _ = filepath.Abs(p)
 	}
 	// Credentials are not options: the server gets them from its own
-	// environment or AWS shared config.
+	// environment, AWS shared config, ssh agent or key files.
 	for _, k := range config.Keys() {
-		if k.Group == config.S3Group && o.Origin(k.Name) != config.FromDefault {
-			inv.Options = append(inv.Options, Option{Name: k.Flag(), Value: o.Text(k.Name)})
+		if k.Group != "" && o.Origin(k.Name) != config.FromDefault {
+			v := o.Text(k.Name)
+			if k.IsPath && v != "" {
+				v, _ = filepath.Abs(v)
+			}
+			inv.Options = append(inv.Options, Option{Name: k.Flag(), Value: v})
 		}
 	}
 	return inv.Build()

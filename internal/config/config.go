@@ -43,6 +43,9 @@ type Options struct {
 	LogFormat  string
 	LogLevel   string
 	S3         S3
+	Azure      Azure
+	GCS        GCS
+	SFTP       SFTP
 
 	Encrypt      bool
 	ChunkSizeKiB int
@@ -114,6 +117,25 @@ type S3 struct {
 	SSE, SSEKMSKeyID string
 	StorageClass     string
 	RetryMax         time.Duration
+}
+
+// Azure options apply to every azure:// repository.
+type Azure struct {
+	Endpoint string
+	RetryMax time.Duration
+}
+
+// GCS options apply to every gs:// repository.
+type GCS struct {
+	Endpoint string
+	RetryMax time.Duration
+}
+
+// SFTP options apply to every sftp:// repository.
+type SFTP struct {
+	IdentityFile, KnownHosts string
+	AcceptNewHostKey         bool
+	RetryMax                 time.Duration
 }
 
 // Restore holds restore's options.

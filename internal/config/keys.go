@@ -67,8 +67,12 @@ type Key struct {
 	Help string
 	// Commands take the key; nil means every command (a persistent flag).
 	Commands []string
-	// Group is S3Group for the S3 options, which a restore_command carries.
+	// Group names the kind of repository whose options these are (S3Group,
+	// AzureGroup, GCSGroup, SFTPGroup); a restore_command carries them.
 	Group string
+	// IsPath keys hold a file path, which a restore_command carries absolute (the
+	// server runs it in another directory).
+	IsPath bool
 	// In is where the key may be set; 0 means everywhere.
 	In Layers
 	// TopLevelOnly keys apply to the whole program, so a [cluster.NAME] table
@@ -141,8 +145,13 @@ const DefaultFile = "/etc/pgward/pgward.toml"
 // DefaultCluster is the cluster name when nothing names one.
 const DefaultCluster = "main"
 
-// S3Group is the Group of the options of s3:// repositories.
-const S3Group = "s3"
+// Groups of the options of remote repositories, by URL scheme.
+const (
+	S3Group    = "s3"
+	AzureGroup = "azure"
+	GCSGroup   = "gcs"
+	SFTPGroup  = "sftp"
+)
 
 var (
 	keepCommands   = []string{"expire", "backup"}
@@ -159,7 +168,7 @@ var registry = []*Key{
 		Help:  "TOML config file",
 		field: func(o *Options) any { return &o.Config }},
 	{Name: "repo", Short: "r", Kind: List,
-		Help:  "repository location: a directory or s3://bucket/prefix (repeat for several repositories)",
+		Help:  "repository location: a directory, s3://bucket/prefix, azure://container/prefix, gs://bucket/prefix or sftp://user@host[:port]/path (repeat for several repositories)",
 		field: func(o *Options) any { return &o.Repos }},
 	// "cluster" at the top of the file is the table of per-cluster settings, so
 	// the file names its default cluster with another key.
@@ -217,6 +226,36 @@ var registry = []*Key{
 	{Name: "s3-retry-max", Kind: Duration, Group: S3Group, Default: "2m",
 		Help:  "how long to keep retrying a failing S3 request before giving up",
 		field: func(o *Options) any { return &o.S3.RetryMax },
+		check: positive("2m")},
+
+	{Name: "azure-endpoint", Group: AzureGroup, DocDefault: "https://$AZURE_STORAGE_ACCOUNT.blob.core.windows.net",
+		Help:  "Azure blob service URL, e.g. http://127.0.0.1:10000/devstoreaccount1 (Azurite) or a sovereign cloud's endpoint",
+		field: func(o *Options) any { return &o.Azure.Endpoint }},
+	{Name: "azure-retry-max", Kind: Duration, Group: AzureGroup, Default: "2m",
+		Help:  "how long to keep retrying a failing Azure request before giving up",
+		field: func(o *Options) any { return &o.Azure.RetryMax },
+		check: positive("2m")},
+
+	{Name: "gcs-endpoint", Group: GCSGroup, DocDefault: "https://storage.googleapis.com/storage/v1/",
+		Help:  "GCS JSON API URL, e.g. a private endpoint, or http://127.0.0.1:4443/storage/v1/ for an emulator (plain http sends no credentials)",
+		field: func(o *Options) any { return &o.GCS.Endpoint }},
+	{Name: "gcs-retry-max", Kind: Duration, Group: GCSGroup, Default: "2m",
+		Help:  "how long to keep retrying a failing GCS request before giving up",
+		field: func(o *Options) any { return &o.GCS.RetryMax },
+		check: positive("2m")},
+
+	{Name: "sftp-identity-file", Group: SFTPGroup, IsPath: true, DocDefault: "the ssh agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa",
+		Help:  "private key to log in to SFTP repositories with (unencrypted, chmod 600; keys with a passphrase go in the ssh agent)",
+		field: func(o *Options) any { return &o.SFTP.IdentityFile }},
+	{Name: "sftp-known-hosts", Group: SFTPGroup, IsPath: true, DocDefault: "~/.ssh/known_hosts",
+		Help:  "known_hosts file holding the SFTP hosts' keys; an unknown host is refused",
+		field: func(o *Options) any { return &o.SFTP.KnownHosts }},
+	{Name: "sftp-accept-new-host-key", Kind: Bool, Group: SFTPGroup, Default: "false",
+		Help:  "record the key of an SFTP host that known_hosts does not name yet instead of refusing it (ssh's accept-new); a changed key is refused all the same",
+		field: func(o *Options) any { return &o.SFTP.AcceptNewHostKey }},
+	{Name: "sftp-retry-max", Kind: Duration, Group: SFTPGroup, Default: "2m",
+		Help:  "how long to keep retrying (and reconnecting) a failing SFTP request before giving up",
+		field: func(o *Options) any { return &o.SFTP.RetryMax },
 		check: positive("2m")},
 
 	{Name: "encrypt", Kind: Bool, Default: "false", Commands: []string{"init"},

@@ -64,6 +64,9 @@ An environment variable set to the empty string counts as set (` + "`PGWARD_S3_S
 	}{
 		{"Keys every command takes", func(k *Key) bool { return k.Commands == nil && k.Group == "" }},
 		{"S3 repositories (every command)", func(k *Key) bool { return k.Group == S3Group }},
+		{"Azure repositories (every command)", func(k *Key) bool { return k.Group == AzureGroup }},
+		{"GCS repositories (every command)", func(k *Key) bool { return k.Group == GCSGroup }},
+		{"SFTP repositories (every command)", func(k *Key) bool { return k.Group == SFTPGroup }},
 		{"Command keys", func(k *Key) bool { return k.Commands != nil }},
 	}
 	for _, s := range sections {

@@ -16,6 +16,10 @@ func FromConfig(o *config.Options) Options {
 	return Options{
 		S3: S3Options{Endpoint: s.Endpoint, Region: s.Region, PathStyle: s.PathStyle,
 			SSE: s.SSE, SSEKMSKeyID: s.SSEKMSKeyID, StorageClass: s.StorageClass, RetryMax: s.RetryMax},
+		Azure: AzureOptions{Endpoint: o.Azure.Endpoint, RetryMax: o.Azure.RetryMax},
+		GCS:   GCSOptions{Endpoint: o.GCS.Endpoint, RetryMax: o.GCS.RetryMax},
+		SFTP: SFTPOptions{IdentityFile: o.SFTP.IdentityFile, KnownHostsFile: o.SFTP.KnownHosts,
+			AcceptNewHostKey: o.SFTP.AcceptNewHostKey, RetryMax: o.SFTP.RetryMax},
 		Passphrase:      o.Passphrase.Func(),
 		PassphraseGiven: o.Passphrase.Named(),
 		Locks:           repo.LockPolicy{Wait: o.LockWait, Settle: o.LockSettle},
@@ -41,4 +45,14 @@ func OpenConfigured(ctx context.Context, o *config.Options) ([]*repo.Repo, error
 		return nil, err
 	}
 	return Open(ctx, specs, FromConfig(o))
+}
+
+// OpenAvailableConfigured opens the repositories the options name for a command that only
+// reads: see OpenAvailable.
+func OpenAvailableConfigured(ctx context.Context, o *config.Options) ([]*repo.Repo, error) {
+	specs, err := Specs(o)
+	if err != nil {
+		return nil, err
+	}
+	return OpenAvailable(ctx, specs, FromConfig(o))
 }

@@ -432,7 +432,7 @@ func (f *s3Fixture) testErrors(t *testing.T) {
 			}
 		})
 	}
-	failPgward(t, nil, []string{"gs:// repositories are not supported; use a local directory or s3://bucket/prefix"}, "list", "--repo", "gs://bucket/pg")
+	failPgward(t, nil, []string{"ftp:// repositories are not supported; use a local directory, s3://bucket/prefix"}, "list", "--repo", "ftp://host/pg")
 	failPgward(t, nil, []string{"bucket name \"ab\" must be 3 to 63 characters long"}, "list", "--repo", "s3://ab/pg")
 
 	// The options also come from the environment and the config file.

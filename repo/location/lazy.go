@@ -6,34 +6,29 @@ import (
 	"sync"
 
 	"github.com/pgward/pgward/repo"
-	"github.com/pgward/pgward/repo/s3"
 )
 
-// lazy opens the bucket (s3.Open, or s3.Create for init) on first use rather than in
-// Storage: that way opening runs with the caller's context, so an interrupt stops it, and
-// under the retry wrapper, so a server that is briefly unavailable when a command starts is
-// retried like any other request. Errors Open classifies as permanent (a missing bucket,
-// refused or missing credentials, a bad configuration) fail at once.
+// lazy opens a remote storage (s3.Open, azure.Open, ...; Create for init) on first use
+// rather than in Storage: that way opening runs with the caller's context, so an interrupt
+// stops it, and under the retry wrapper, so a server that is briefly unavailable when a
+// command starts is retried like any other request. Errors the backend classifies as
+// permanent (a missing bucket or container, refused or missing credentials, an unknown host
+// key, a bad configuration) fail at once.
 type lazy struct {
-	cfg    s3.Config
-	create bool
+	openFn func(ctx context.Context) (repo.Storage, error)
 	name   string
 
 	mu sync.Mutex
-	st *s3.Storage
+	st repo.Storage
 }
 
-func (l *lazy) open(ctx context.Context) (*s3.Storage, error) {
+func (l *lazy) open(ctx context.Context) (repo.Storage, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.st != nil {
 		return l.st, nil
 	}
-	open := s3.Open
-	if l.create {
-		open = s3.Create
-	}
-	st, err := open(ctx, l.cfg)
+	st, err := l.openFn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -41,19 +36,16 @@ func (l *lazy) open(ctx context.Context) (*s3.Storage, error) {
 	return st, nil
 }
 
-// Unwrap returns the S3 storage once it is open, and nil before: a storage that was never
+// Unwrap returns the storage once it is open, and nil before: a storage that was never
 // opened has nothing to tell.
 func (l *lazy) Unwrap() repo.Storage {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.st == nil {
-		return nil
-	}
 	return l.st
 }
 
-// do opens the bucket and runs op on it.
-func (l *lazy) do(ctx context.Context, op func(*s3.Storage) error) error {
+// do opens the storage and runs op on it.
+func (l *lazy) do(ctx context.Context, op func(repo.Storage) error) error {
 	st, err := l.open(ctx)
 	if err != nil {
 		return err
@@ -64,15 +56,15 @@ func (l *lazy) do(ctx context.Context, op func(*s3.Storage) error) error {
 func (l *lazy) String() string { return l.name }
 
 func (l *lazy) Put(ctx context.Context, name string, r io.Reader, size int64) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.Put(ctx, name, r, size) })
+	return l.do(ctx, func(st repo.Storage) error { return st.Put(ctx, name, r, size) })
 }
 
 func (l *lazy) PutDeferred(ctx context.Context, name string, r io.Reader, size int64) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.PutDeferred(ctx, name, r, size) })
+	return l.do(ctx, func(st repo.Storage) error { return st.PutDeferred(ctx, name, r, size) })
 }
 
 func (l *lazy) SyncDeferred(ctx context.Context) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.SyncDeferred(ctx) })
+	return l.do(ctx, func(st repo.Storage) error { return st.SyncDeferred(ctx) })
 }
 
 func (l *lazy) Get(ctx context.Context, name string) (io.ReadCloser, error) {
@@ -100,17 +92,17 @@ func (l *lazy) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 }
 
 func (l *lazy) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.List(ctx, prefix, fn) })
+	return l.do(ctx, func(st repo.Storage) error { return st.List(ctx, prefix, fn) })
 }
 
 func (l *lazy) Delete(ctx context.Context, name string) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.Delete(ctx, name) })
+	return l.do(ctx, func(st repo.Storage) error { return st.Delete(ctx, name) })
 }
 
 func (l *lazy) Leftovers(ctx context.Context, prefix string, fn func(repo.Leftover) error) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.Leftovers(ctx, prefix, fn) })
+	return l.do(ctx, func(st repo.Storage) error { return st.Leftovers(ctx, prefix, fn) })
 }
 
 func (l *lazy) RemoveLeftover(ctx context.Context, lo repo.Leftover) error {
-	return l.do(ctx, func(st *s3.Storage) error { return st.RemoveLeftover(ctx, lo) })
+	return l.do(ctx, func(st repo.Storage) error { return st.RemoveLeftover(ctx, lo) })
 }
