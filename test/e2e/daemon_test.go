@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,8 +25,26 @@ import (
 type daemonProc struct {
 	cmd    *exec.Cmd
 	url    string
-	output *bytes.Buffer
+	output *logBuffer
 	done   chan error
+}
+
+// logBuffer collects the daemon's log while the test reads it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -60,7 +79,7 @@ func startDaemon(t *testing.T, work, configText string) *daemonProc {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
 		cmd.Dir = os.TempDir()
 	}
-	d := &daemonProc{cmd: cmd, url: "http://" + addr, output: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemonProc{cmd: cmd, url: "http://" + addr, output: &logBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = d.output, d.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,8 @@ type shared struct {
 	// facts are the server's, once a session learned them.
 	facts *facts
 	repos []*repo.Repo
+	// pos is the caller's Position (nil: none), moved with flushed.
+	pos *Position
 
 	spoolBytes atomic.Int64
 }
@@ -41,6 +43,7 @@ func (s *shared) setCurrent(name string, flushed uint64) {
 	s.mu.Lock()
 	s.current, s.flushed = name, flushed
 	s.mu.Unlock()
+	s.pos.setFlushed(flushed)
 }
 
 func (s *shared) setConnected(c bool) {
