@@ -64,7 +64,7 @@ type ClusterStatus struct {
 	NewestBackupID string    `json:"newest_backup_id,omitempty"`
 	// PGMajor is the newest backup's PostgreSQL major version.
 	PGMajor int `json:"pg_major,omitempty"`
-	Backups        int       `json:"backups"`
+	Backups int `json:"backups"`
 	// WindowFrom and WindowTo are the recoverable window of the newest timeline: the oldest
 	// backup's end and the newest durable commit.
 	WindowFrom time.Time `json:"window_from,omitempty"`
