@@ -10,10 +10,11 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
 
 # Installs PostgreSQL 13-18 server binaries (15 from Debian) and versitygw (the S3 server of the S3
-# tests) into .cache/.
+# tests) into .cache/, and headless Chromium (Debian's package; the daemon's status page test).
 test-deps:
 	scripts/install-test-deps.sh
 	scripts/install-versitygw.sh
+	scripts/install-chromium.sh
 
 vet:
 	$(GO) vet ./...

@@ -64,3 +64,19 @@ func TestClusterSame(t *testing.T) {
 		t.Error("a changed schedule should restart its cluster only")
 	}
 }
+
+// The example config in deploy/ loads: it stays true as keys change.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "deploy", "pgward.toml"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Clusters) != 2 || cfg.Listen != "127.0.0.1:9187" {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	for _, c := range cfg.Clusters {
+		if c.Backup == nil || c.Drill == nil || c.Options.Conn == "" || len(c.Options.Repos) != 1 {
+			t.Errorf("cluster %s: %+v", c.Name, c)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,4 +30,12 @@ func TestNotifySystemd(t *testing.T) {
 	}
 	t.Setenv("NOTIFY_SOCKET", "")
 	notifySystemd("READY=1") // not started by systemd: nothing happens
+}
+
+// httptestGet serves one GET of the daemon's handler.
+func httptestGet(t *testing.T, d *Daemon, path string) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	d.handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec.Body.String()
 }

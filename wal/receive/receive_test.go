@@ -137,3 +137,27 @@ func TestFlushSpool(t *testing.T) {
 		t.Fatalf("second flush: %v", err)
 	}
 }
+
+// Position's lag is the server's end minus the flushed end, unknown until both are known,
+// never negative; a nil Position takes updates and ignores them.
+func TestPositionLag(t *testing.T) {
+	var p Position
+	if p.Lag() != -1 {
+		t.Errorf("a new position's lag: %d", p.Lag())
+	}
+	p.setFlushed(0x1000)
+	if p.Lag() != -1 {
+		t.Errorf("lag without the server's end: %d", p.Lag())
+	}
+	p.setServerEnd(0x3000)
+	if p.Lag() != 0x2000 {
+		t.Errorf("lag %d, want %d", p.Lag(), 0x2000)
+	}
+	p.setFlushed(0x4000)
+	if p.Lag() != 0 {
+		t.Errorf("lag when the receiver is ahead of the last report: %d", p.Lag())
+	}
+	var none *Position
+	none.setFlushed(1)
+	none.setServerEnd(1)
+}
