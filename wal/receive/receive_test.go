@@ -161,3 +161,31 @@ func TestPositionLag(t *testing.T) {
 	none.setFlushed(1)
 	none.setServerEnd(1)
 }
+
+// A session that ends on a segment boundary leaves an empty spool partial: it is not
+// uploaded (a partial of zeros holds no WAL) and not counted as left behind.
+func TestNoEmptyPartial(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := lockSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.unlock()
+	seg := wal.SegmentName(1, 5, segSize)
+	os.WriteFile(filepath.Join(dir, seg+partialSuffix), make([]byte, segSize), 0o600)
+	st := &shared{}
+	st.setCurrent(seg, 5*segSize)
+	r := testRepo(t)
+	codec, _ := compress.Parse("zstd:1")
+	o := Options{Cluster: "main", Dir: dir, Codec: codec, OpenRepos: func(context.Context) ([]*repo.Repo, error) { return []*repo.Repo{r}, nil }}
+	o.defaults()
+	u := newUploader(o, sp, st)
+	ctx := context.Background()
+	u.pass(ctx, true)
+	if _, _, err := r.GetWALPartial(ctx, "main", seg); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("an empty partial was uploaded: %v", err)
+	}
+	if n, err := u.left(); n != 0 || err != nil {
+		t.Errorf("left %d (%v), want 0", n, err)
+	}
+}
