@@ -150,16 +150,18 @@ func (c *cluster) schedule(ctx context.Context, kind string, sched cron.Schedule
 			return
 		case <-time.After(time.Until(next)):
 		}
-		c.run(kind, job)
+		c.run(ctx, kind, job)
 		next = sched.Next(time.Now().In(loc))
 	}
 }
 
-// run runs one job under the cluster's job lock.
-func (c *cluster) run(kind string, job func(context.Context)) {
+// run runs one job under the cluster's job lock, unless scheduling stopped (ctx, the
+// loop's) while it waited for the lock: a shutdown that waits for a running backup must not
+// see a drill start after it.
+func (c *cluster) run(ctx context.Context, kind string, job func(context.Context)) {
 	c.jobs.Lock()
 	defer c.jobs.Unlock()
-	if c.jobCtx.Err() != nil {
+	if ctx.Err() != nil || c.jobCtx.Err() != nil {
 		return
 	}
 	c.status.update(func(s *ClusterStatus) { s.Running = kind })

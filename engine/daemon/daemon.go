@@ -40,6 +40,9 @@ type Daemon struct {
 	log     *slog.Logger
 	metrics *metrics
 	started time.Time
+	// hooksRunning counts hooks still running; a shutdown waits for them (each is bounded
+	// by hook-timeout), so the events of the last jobs are delivered.
+	hooksRunning sync.WaitGroup
 
 	mu       sync.Mutex
 	config   *Config
@@ -87,6 +90,7 @@ func Run(ctx context.Context, o Options) error {
 			notifySystemd("STOPPING=1")
 			d.stopAll(d.allClusters())
 			<-measured
+			d.hooksRunning.Wait()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = srv.Shutdown(sctx)
 			cancel()
