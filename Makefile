@@ -10,11 +10,13 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
 
 # Installs PostgreSQL 13-18 server binaries (15 from Debian), versitygw (the S3 server of the
-# S3 tests), Azurite (Azure) and fake-gcs-server (GCS) into .cache/, and OpenSSH's sshd (SFTP)
-# from Debian. Azurite (npm) installs while the Go servers build; apt installs run one at a time.
+# S3 tests), Azurite (Azure) and fake-gcs-server (GCS) into .cache/, OpenSSH's sshd (SFTP) and
+# headless Chromium (the daemon's status page test) from Debian. Azurite (npm) installs while the
+# Go servers build; apt installs run one at a time.
 test-deps:
 	scripts/install-test-deps.sh
 	scripts/install-sshd.sh
+	scripts/install-chromium.sh
 	{ scripts/install-azurite.sh & a=$$!; scripts/install-versitygw.sh && scripts/install-fake-gcs-server.sh; r=$$?; wait $$a && exit $$r; }
 
 vet:

@@ -59,6 +59,8 @@ type BackupResult struct {
 	// Stored is the number of bytes newly written to the first repository.
 	Stored   int64
 	Duration time.Duration
+	// Stages says where the time went.
+	Stages StageTimes
 }
 
 // maxServerManifest bounds the server's backup_manifest held in memory.
@@ -141,8 +143,9 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", id, err)
 	}
-	res := &BackupResult{Manifests: manifests, Received: got.total, Stored: store.stored[0].Load(), Duration: time.Since(began)}
-	o.Log.Info("backup committed", "backup", id, "received_bytes", got.total, "stored_bytes", res.Stored, "duration", res.Duration.Round(time.Millisecond))
+	res := &BackupResult{Manifests: manifests, Received: got.total, Stored: store.stored[0].Load(), Duration: time.Since(began), Stages: store.times(got.readTime)}
+	o.Log.Info("backup committed", "backup", id, "received_bytes", got.total, "stored_bytes", res.Stored, "duration", res.Duration.Round(time.Millisecond),
+		"read_seconds", res.Stages.Read.Seconds(), "seal_seconds", res.Stages.Seal.Seconds(), "store_seconds", res.Stages.Store.Seconds())
 	return res, nil
 }
 

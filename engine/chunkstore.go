@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/repo"
@@ -35,7 +36,27 @@ type chunkStore struct {
 	known []*sync.Map
 	// stored[r] counts the bytes newly written to repository r.
 	stored []atomic.Int64
+	// sealBusy and storeBusy sum the time (ns) the workers spent hashing and sealing,
+	// and the writers storing, without their waits for each other: where a slow
+	// backup's time went (StageTimes).
+	sealBusy, storeBusy atomic.Int64
 }
+
+// StageTimes is where a backup's time went: the busy time of each stage of the
+// pipeline, without its waits for the others. Seal and Store are summed over the
+// stage's goroutines (--jobs workers; the writers), so they may exceed the backup's
+// duration; a stage whose time comes near duration × goroutines is the bottleneck.
+type StageTimes struct {
+	// Read is receiving the server's stream and cutting it into chunks (one goroutine).
+	Read time.Duration
+	// Seal is hashing chunks, looking them up, compressing and encrypting new ones.
+	Seal time.Duration
+	// Store is writing sealed objects and packs to the repositories.
+	Store time.Duration
+}
+
+// busy adds the time since began to a stage's total.
+func busy(total *atomic.Int64, began time.Time) { total.Add(int64(time.Since(began))) }
 
 func newChunkStore(repos []*repo.Repo, codec compress.Codec, jobs int) *chunkStore {
 	cs := &chunkStore{repos: repos, codec: codec, jobs: jobs, known: make([]*sync.Map, len(repos)), stored: make([]atomic.Int64, len(repos)),
@@ -64,6 +85,7 @@ func (cs *chunkStore) seed(ri int, m *repo.Manifest) {
 // finish writes what the packers still hold and their index objects: after the
 // writers, before the commit.
 func (cs *chunkStore) finish(ctx context.Context) error {
+	defer busy(&cs.storeBusy, time.Now())
 	for ri, p := range cs.packers {
 		if p == nil {
 			continue
@@ -98,6 +120,7 @@ func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan 
 	for range writers {
 		g.Go(func() error {
 			for s := range stores {
+				began := time.Now()
 				var n int64
 				var err error
 				if s.entry.Kind == 0 {
@@ -105,6 +128,7 @@ func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan 
 				} else {
 					n, err = cs.packers[s.ri].Add(ctx, s.entry, s.buf.Sealed())
 				}
+				busy(&cs.storeBusy, began)
 				sealPool <- s.buf
 				if err != nil {
 					return err
@@ -120,9 +144,11 @@ func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan 
 		g.Go(func() error {
 			defer workers.Done()
 			for j := range jobs {
+				began := time.Now()
 				if err := cs.chunk(ctx, j, sealPool, stores); err != nil {
 					return err
 				}
+				busy(&cs.sealBusy, began)
 				pool <- j.buf
 			}
 			return nil
@@ -251,20 +277,29 @@ type sealer struct {
 }
 
 func (w sealer) seal(ctx context.Context, kind, depth uint8, seal func(*repo.ChunkBuffers) ([]byte, error)) error {
+	waited := time.Now()
 	var sb *repo.ChunkBuffers
 	select {
 	case sb = <-w.sealPool:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	w.cs.sealBusy.Add(-int64(time.Since(waited))) // waiting for a writer is not sealing
 	if _, err := seal(sb); err != nil {
 		w.sealPool <- sb
 		return err
 	}
+	waited = time.Now()
 	select {
 	case w.stores <- storeJob{ri: w.ri, entry: repo.IndexEntry{ID: w.id, Kind: kind, Depth: depth, Base: w.base}, buf: sb}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	w.cs.sealBusy.Add(-int64(time.Since(waited)))
 	return nil
+}
+
+// times is the stages' busy times once the pipeline has finished.
+func (cs *chunkStore) times(read time.Duration) StageTimes {
+	return StageTimes{Read: read, Seal: time.Duration(cs.sealBusy.Load()), Store: time.Duration(cs.storeBusy.Load())}
 }

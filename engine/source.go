@@ -53,6 +53,9 @@ type received struct {
 	tbs      []repo.Tablespace
 	stopLSN  pglogrepl.LSN
 	stopTLI  int32
+	// readTime is the read stage's busy time: receiving and cutting the stream,
+	// without the waits for the chunk store.
+	readTime time.Duration
 }
 
 // source cuts the stream into chunk jobs. Buffers come from pool and go back to it
@@ -70,6 +73,9 @@ type source struct {
 
 	got   received
 	files map[string]receivedFile
+	// waited is the time run spent waiting for the chunk store (a free buffer, room
+	// in the jobs channel): the rest of its time is the read stage's.
+	waited time.Duration
 }
 
 // run reads the whole stream, checks every file against the server's own
@@ -77,6 +83,7 @@ type source struct {
 // backup (restore writes it back, so pg_verifybackup can check the result).
 func (s *source) run(ctx context.Context) (*received, error) {
 	defer close(s.jobs)
+	began := time.Now()
 	s.files = map[string]receivedFile{}
 	for {
 		a, err := s.stream.Next(ctx)
@@ -105,6 +112,7 @@ func (s *source) run(ctx context.Context) (*received, error) {
 		return nil, err
 	}
 	s.got.files = append(s.got.files, mf)
+	s.got.readTime = time.Since(began) - s.waited
 	return &s.got, nil
 }
 
@@ -197,6 +205,13 @@ func (s *source) takeBuffer(ctx context.Context) (*[]byte, error) {
 	select {
 	case buf := <-s.pool:
 		return buf, nil
+	default:
+	}
+	began := time.Now()
+	defer func() { s.waited += time.Since(began) }()
+	select {
+	case buf := <-s.pool:
+		return buf, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -205,10 +220,17 @@ func (s *source) takeBuffer(ctx context.Context) (*[]byte, error) {
 // emit hands chunk idx of f (size bytes in buf) to the chunk store.
 func (s *source) emit(ctx context.Context, f *fileState, idx int, buf *[]byte, size int) error {
 	s.got.total += int64(size)
+	j := chunkJob{f: f, idx: idx, buf: buf, size: size}
 	select {
-	case s.jobs <- chunkJob{f: f, idx: idx, buf: buf, size: size}:
-	case <-ctx.Done():
-		return ctx.Err()
+	case s.jobs <- j:
+	default:
+		began := time.Now()
+		select {
+		case s.jobs <- j:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.waited += time.Since(began)
 	}
 	if s.progress != nil {
 		s.progress(s.got.total)

@@ -134,6 +134,9 @@ func TestBackupStages(t *testing.T) {
 	if first := store.stored[0].Load(); first == 0 {
 		t.Error("the first run stored nothing")
 	}
+	if st := store.times(got.readTime); st.Read <= 0 || st.Seal <= 0 || st.Store <= 0 {
+		t.Errorf("stage times not accounted: %+v", st)
+	}
 
 	again := newChunkStore([]*repo.Repo{r}, codec, 2)
 	again.seed(0, m)

@@ -8,6 +8,7 @@ import (
 	"github.com/pgward/pgward/engine"
 	"github.com/pgward/pgward/engine/expire"
 	"github.com/pgward/pgward/internal/config"
+	"github.com/pgward/pgward/internal/units"
 	"github.com/pgward/pgward/repo"
 	"github.com/spf13/cobra"
 )
@@ -113,15 +114,4 @@ func expireAfterBackup(cmd *cobra.Command, o *config.Options, repos []*repo.Repo
 	return nil
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func humanBytes(n int64) string { return units.Bytes(n) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/location"
+	"github.com/pgward/pgward/wal/receive"
 	"github.com/robfig/cron/v3"
 )
 
@@ -30,12 +31,37 @@ type cluster struct {
 
 	mu    sync.Mutex
 	repos []*repo.Repo
+
+	// evalMu serializes objective evaluations.
+	evalMu sync.Mutex
+
+	// pos is the supervised receiver's position; it outlives the receiver's restarts.
+	pos *receive.Position
 }
 
 func newCluster(d *Daemon, cfg *ClusterConfig) *cluster {
-	c := &cluster{d: d, cfg: cfg, log: d.log.With("cluster", cfg.Name), status: &statusBox{}}
+	c := &cluster{d: d, cfg: cfg, log: d.log.With("cluster", cfg.Name), status: &statusBox{}, pos: &receive.Position{}}
 	c.status.s = ClusterStatus{Name: cfg.Name, RPOSeconds: -1, NextRuns: map[string]time.Time{}, Objectives: map[string]*Objective{}, Healthy: true}
 	return c
+}
+
+// inherit takes over the status of the cluster's previous incarnation (before a reload
+// changed its config): the last jobs' outcomes, the objectives that still apply, the
+// receiver's position.
+func (c *cluster) inherit(prev *cluster) {
+	s := prev.status.snapshot()
+	s.Running, s.NextRuns = "", map[string]time.Time{}
+	d := c.cfg.Options.Daemon
+	for name, applies := range map[string]bool{"rpo": d.RPOTarget > 0, "rto": d.RTOTarget > 0, "backup_age": c.cfg.Backup != nil} {
+		if !applies {
+			delete(s.Objectives, name)
+		}
+	}
+	if s.Receiver != nil {
+		s.Receiver.Running = false
+	}
+	c.status.s = s
+	c.pos = prev.pos
 }
 
 // start begins the cluster's loops.
@@ -124,16 +150,18 @@ func (c *cluster) schedule(ctx context.Context, kind string, sched cron.Schedule
 			return
 		case <-time.After(time.Until(next)):
 		}
-		c.run(kind, job)
+		c.run(ctx, kind, job)
 		next = sched.Next(time.Now().In(loc))
 	}
 }
 
-// run runs one job under the cluster's job lock.
-func (c *cluster) run(kind string, job func(context.Context)) {
+// run runs one job under the cluster's job lock, unless scheduling stopped (ctx, the
+// loop's) while it waited for the lock: a shutdown that waits for a running backup must not
+// see a drill start after it.
+func (c *cluster) run(ctx context.Context, kind string, job func(context.Context)) {
 	c.jobs.Lock()
 	defer c.jobs.Unlock()
-	if c.jobCtx.Err() != nil {
+	if ctx.Err() != nil || c.jobCtx.Err() != nil {
 		return
 	}
 	c.status.update(func(s *ClusterStatus) { s.Running = kind })

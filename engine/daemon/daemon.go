@@ -40,10 +40,14 @@ type Daemon struct {
 	log     *slog.Logger
 	metrics *metrics
 	started time.Time
+	// hooksRunning counts hooks still running; a shutdown waits for them (each is bounded
+	// by hook-timeout), so the events of the last jobs are delivered.
+	hooksRunning sync.WaitGroup
 
 	mu       sync.Mutex
 	config   *Config
 	clusters map[string]*cluster
+	sizes    []RepoSize
 }
 
 // Run loads the config, serves HTTP, runs every cluster, reloads on o.Reload, and returns
@@ -70,8 +74,13 @@ func Run(ctx context.Context, o Options) error {
 	srv := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	for _, cc := range cfg.Clusters {
-		d.startCluster(ctx, cc)
+		d.startCluster(ctx, cc, nil)
 	}
+	measured := make(chan struct{})
+	go func() {
+		defer close(measured)
+		d.measureRepos(ctx)
+	}()
 	d.log.Info("daemon started", "listen", ln.Addr().String(), "clusters", len(cfg.Clusters), "config", o.ConfigPath)
 	notifySystemd("READY=1")
 	for {
@@ -80,6 +89,8 @@ func Run(ctx context.Context, o Options) error {
 			d.log.Info("daemon stopping: no new jobs; running jobs get a grace period", "grace", o.Grace)
 			notifySystemd("STOPPING=1")
 			d.stopAll(d.allClusters())
+			<-measured
+			d.hooksRunning.Wait()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = srv.Shutdown(sctx)
 			cancel()
@@ -106,8 +117,14 @@ func (d *Daemon) checkVerify(cfg *Config) error {
 	return nil
 }
 
-func (d *Daemon) startCluster(ctx context.Context, cc *ClusterConfig) {
+// startCluster starts a cluster; prev is the same cluster under its previous config (nil:
+// none), whose status carries over, so a reload neither forgets the last jobs' outcomes nor
+// reports a breached objective a second time.
+func (d *Daemon) startCluster(ctx context.Context, cc *ClusterConfig, prev *cluster) {
 	c := newCluster(d, cc)
+	if prev != nil {
+		c.inherit(prev)
+	}
 	d.mu.Lock()
 	d.clusters[cc.Name] = c
 	d.mu.Unlock()
@@ -174,13 +191,18 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.config = cfg
 	d.mu.Unlock()
 	d.stopAll(stop)
+	prev := map[string]*cluster{}
 	for _, c := range stop {
-		d.metrics.forget(c.cfg.Name)
+		prev[c.cfg.Name] = c
 	}
 	for _, cc := range cfg.Clusters {
 		if !keep[cc.Name] {
-			d.startCluster(ctx, cc)
+			d.startCluster(ctx, cc, prev[cc.Name])
+			delete(prev, cc.Name)
 		}
+	}
+	for name := range prev {
+		d.metrics.forget(name) // removed from the config
 	}
 	d.log.Info("config reloaded", "clusters", len(cfg.Clusters), "restarted_or_started", len(cfg.Clusters)-len(keep), "stopped", len(stop))
 }

@@ -46,7 +46,9 @@ func (c *cluster) hooks(ev Event) {
 	}
 	body, _ := json.Marshal(ev)
 	for _, h := range list {
+		c.d.hooksRunning.Add(1)
 		go func() {
+			defer c.d.hooksRunning.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), d.HookTimeout)
 			defer cancel()
 			var err error

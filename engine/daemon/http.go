@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgward/pgward/internal/units"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -20,22 +21,33 @@ type Status struct {
 	Config   string          `json:"config"`
 	Healthy  bool            `json:"healthy"`
 	Clusters []ClusterStatus `json:"clusters"`
+	// Repositories are the sizes of the clusters' repositories, from the last listing.
+	Repositories []RepoSize `json:"repositories"`
 }
 
 func (d *Daemon) status() Status {
 	st := Status{Version: d.o.Version, Started: d.started.UTC(), Config: d.o.ConfigPath, Healthy: true}
 	for _, c := range d.allClusters() {
-		s := c.status.snapshot()
+		s := c.snapshot()
 		st.Healthy = st.Healthy && s.Healthy
 		st.Clusters = append(st.Clusters, s)
 	}
 	sort.Slice(st.Clusters, func(i, j int) bool { return st.Clusters[i].Name < st.Clusters[j].Name })
+	d.mu.Lock()
+	st.Repositories = append([]RepoSize{}, d.sizes...)
+	d.mu.Unlock()
 	return st
 }
 
 func (d *Daemon) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	prom := promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range d.allClusters() {
+			d.metrics.live(c.cfg.Name, c.snapshot())
+		}
+		prom.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -82,6 +94,7 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"ago":      ago,
 	"seconds":  func(f float64) string { return time.Duration(f * float64(time.Second)).Round(time.Second).String() },
 	"breaches": breaches,
+	"bytes":    units.Bytes,
 	"keys":     sortedKeys[time.Time],
 }).Parse(pageHTML))
 

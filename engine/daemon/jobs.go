@@ -28,6 +28,7 @@ func (c *cluster) backup(ctx context.Context) {
 		c.log.Error("scheduled backup failed", "error", err)
 	} else {
 		st.Backup, st.ReadBytes, st.StoredBytes = res.Manifests[0].ID, res.Received, res.Stored
+		st.StageSeconds = map[string]float64{"read": res.Stages.Read.Seconds(), "seal": res.Stages.Seal.Seconds(), "store": res.Stages.Store.Seconds()}
 		c.log.Info("scheduled backup committed", "backup", st.Backup, "read_bytes", st.ReadBytes, "stored_bytes", st.StoredBytes, "seconds", st.DurationSeconds)
 	}
 	c.status.update(func(s *ClusterStatus) { s.LastBackup = st })
@@ -37,6 +38,7 @@ func (c *cluster) backup(ctx context.Context) {
 		c.expire(ctx)
 		c.refresh(ctx)
 	}
+	c.evaluate()
 }
 
 // expire applies the cluster's retention policy, when it has one.
@@ -79,7 +81,7 @@ func (c *cluster) drill(ctx context.Context) {
 		c.event("drill", false, err.Error(), "", nil)
 		return
 	}
-	do.Backup, do.Log = "latest", c.log
+	do.Backup, do.Log = "latest", c.d.log // the drill names the cluster itself
 	if c.cfg.Options.Daemon.DrillTarget == "random" {
 		do.Target = "random"
 	}
@@ -96,6 +98,7 @@ func (c *cluster) drill(ctx context.Context) {
 		errText = err.Error()
 	}
 	c.event("drill", err == nil, errText, rec.Backup, rec)
+	c.evaluate()
 }
 
 // verify runs an incremental verify of the cluster's repositories.
@@ -115,6 +118,7 @@ func (c *cluster) verify(ctx context.Context) {
 	c.status.update(func(s *ClusterStatus) { s.LastVerify = st })
 	c.d.metrics.verify(c.cfg.Name, st)
 	c.event("verify", st.OK, st.Error, "", st)
+	c.evaluate()
 }
 
 // lastRun is when a job of the kind last ran, as the repository records it (zero: never,

@@ -46,7 +46,7 @@ func (c *cluster) refresh(ctx context.Context) {
 	if err != nil {
 		c.log.Warn("reading the cluster's state from its repositories failed", "error", err)
 	}
-	snap := c.status.snapshot()
+	snap := c.snapshot()
 	c.d.metrics.state(c.cfg.Name, snap)
 }
 
@@ -59,7 +59,7 @@ func (c *cluster) fromCatalog(ctx context.Context, cat *restore.Catalog) error {
 		s.Backups = len(cat.Backups)
 		if n := len(cat.Backups); n > 0 {
 			m := cat.Backups[n-1]
-			s.NewestBackup, s.NewestBackupID = m.StopTime, m.ID
+			s.NewestBackup, s.NewestBackupID, s.PGMajor = m.StopTime, m.ID, m.PGVersion/10000
 		}
 		s.RPOSeconds, s.WindowFrom, s.WindowTo = -1, time.Time{}, time.Time{}
 		var newest time.Time
@@ -81,8 +81,12 @@ func (c *cluster) fromCatalog(ctx context.Context, cat *restore.Catalog) error {
 
 // evaluate sets each objective from the status and runs the hooks of those that changed.
 func (c *cluster) evaluate() {
+	// One evaluation at a time (the watcher's and a job's), so that an older snapshot
+	// never undoes a newer verdict.
+	c.evalMu.Lock()
+	defer c.evalMu.Unlock()
 	d := c.cfg.Options.Daemon
-	s := c.status.snapshot()
+	s := c.snapshot()
 	now := time.Now()
 	verdicts := map[string]string{} // objective → reason when breached, "" when met
 	if d.RPOTarget > 0 {
@@ -125,8 +129,10 @@ func (c *cluster) evaluate() {
 	c.apply(verdicts, now)
 }
 
-// backupAgeAllowed is how old the newest backup may be: two intervals of the schedule, plus
-// the time the last backup took, plus a minute.
+// backupAgeAllowed is how old the newest backup may be: two intervals of the schedule (one
+// missed run is no breach), plus the time the last backup took, plus a margin of one more
+// interval, at most a minute (for the refresh and the job queue: a drill may hold the
+// cluster's job lock when a backup is due).
 func backupAgeAllowed(sched cron.Schedule, s ClusterStatus, now time.Time) time.Duration {
 	a := sched.Next(now)
 	interval := sched.Next(a).Sub(a)
@@ -134,14 +140,13 @@ func backupAgeAllowed(sched cron.Schedule, s ClusterStatus, now time.Time) time.
 	if s.LastBackup != nil {
 		took = time.Duration(s.LastBackup.DurationSeconds * float64(time.Second))
 	}
-	return 2*interval + took + time.Minute
+	return 2*interval + took + min(interval, time.Minute)
 }
 
 // apply records the verdicts; a change of state is logged and runs the hooks.
 func (c *cluster) apply(verdicts map[string]string, now time.Time) {
 	var changed []Event
 	c.status.update(func(s *ClusterStatus) {
-		healthy := true
 		for name, reason := range verdicts {
 			o := s.Objectives[name]
 			if o == nil {
@@ -157,9 +162,13 @@ func (c *cluster) apply(verdicts map[string]string, now time.Time) {
 				changed = append(changed, Event{Event: kind, Cluster: c.cfg.Name, OK: !breached, Time: now.UTC(), Objective: name, Error: reason})
 			}
 			o.Breached, o.Reason = breached, reason
-			healthy = healthy && !breached
 		}
-		s.Healthy = healthy
+		// An objective without a verdict now (rto while the last drill failed) keeps its
+		// last state.
+		s.Healthy = true
+		for _, o := range s.Objectives {
+			s.Healthy = s.Healthy && !o.Breached
+		}
 	})
 	for _, ev := range changed {
 		if ev.OK {
@@ -170,5 +179,5 @@ func (c *cluster) apply(verdicts map[string]string, now time.Time) {
 		c.d.metrics.event(c.cfg.Name, ev.Event, ev.OK)
 		c.hooks(ev)
 	}
-	c.d.metrics.objectives(c.cfg.Name, c.status.snapshot())
+	c.d.metrics.objectives(c.cfg.Name, c.snapshot())
 }

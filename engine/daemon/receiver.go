@@ -22,7 +22,7 @@ func (c *cluster) superviseReceiver(ctx context.Context) {
 			c.sleep(ctx, 10*time.Minute)
 			continue
 		}
-		ro.Log = c.log.With("job", "wal-receive")
+		ro.Log, ro.Position = c.log.With("job", "wal-receive"), c.pos
 		started := time.Now()
 		c.status.update(func(s *ClusterStatus) {
 			if s.Receiver == nil {

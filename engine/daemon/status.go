@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/wal"
 )
 
 // JobStatus is the outcome of a cluster's last job of a kind.
@@ -18,6 +19,9 @@ type JobStatus struct {
 	// ReadBytes and StoredBytes are a backup's.
 	ReadBytes   int64 `json:"read_bytes,omitempty"`
 	StoredBytes int64 `json:"stored_bytes,omitempty"`
+	// StageSeconds is where a successful backup's time went (read, seal, store; see
+	// engine.StageTimes).
+	StageSeconds map[string]float64 `json:"stage_seconds,omitempty"`
 	// Summary says what a verify or expire found, in a line.
 	Summary string `json:"summary,omitempty"`
 }
@@ -30,6 +34,19 @@ type ReceiverStatus struct {
 	Since     time.Time `json:"since,omitempty"`
 	// Fatal tells that it stopped on an error a restart cannot fix; it is retried slowly.
 	Fatal bool `json:"fatal,omitempty"`
+	// FlushedLSN is the end of the WAL held fsynced in the spool, ServerLSN the end of the
+	// server's WAL as last reported, LagBytes the difference (-1: not yet known).
+	FlushedLSN string `json:"flushed_lsn,omitempty"`
+	ServerLSN  string `json:"server_lsn,omitempty"`
+	LagBytes   int64  `json:"lag_bytes"`
+}
+
+// RepoSize is a repository's size, from its last listing.
+type RepoSize struct {
+	Location string    `json:"location"`
+	Bytes    int64     `json:"bytes"`
+	Objects  int64     `json:"objects"`
+	Measured time.Time `json:"measured"`
 }
 
 // Objective is one objective's state.
@@ -45,12 +62,15 @@ type ClusterStatus struct {
 	// NewestBackup is the newest committed backup's stop time (from the repository).
 	NewestBackup   time.Time `json:"newest_backup,omitempty"`
 	NewestBackupID string    `json:"newest_backup_id,omitempty"`
-	Backups        int       `json:"backups"`
+	// PGMajor is the newest backup's PostgreSQL major version.
+	PGMajor int `json:"pg_major,omitempty"`
+	Backups int `json:"backups"`
 	// WindowFrom and WindowTo are the recoverable window of the newest timeline: the oldest
 	// backup's end and the newest durable commit.
 	WindowFrom time.Time `json:"window_from,omitempty"`
 	WindowTo   time.Time `json:"window_to,omitempty"`
-	// RPOSeconds is now minus the newest durable commit; -1 when unknown.
+	// RPOSeconds is now minus the newest durable commit (at the time of the snapshot); -1
+	// when unknown.
 	RPOSeconds  float64               `json:"rpo_seconds"`
 	LastBackup  *JobStatus            `json:"last_backup,omitempty"`
 	LastExpire  *JobStatus            `json:"last_expire,omitempty"`
@@ -93,6 +113,25 @@ func (b *statusBox) snapshot() ClusterStatus {
 	if b.s.Receiver != nil {
 		r := *b.s.Receiver
 		s.Receiver = &r
+	}
+	if !s.WindowTo.IsZero() {
+		s.RPOSeconds = time.Since(s.WindowTo).Seconds()
+	}
+	return s
+}
+
+// snapshot is the cluster's status now, with what moves between refreshes (the RPO, the
+// receiver's position) brought up to date.
+func (c *cluster) snapshot() ClusterStatus {
+	s := c.status.snapshot()
+	if r := s.Receiver; r != nil {
+		r.LagBytes = c.pos.Lag()
+		if f := c.pos.Flushed(); f > 0 {
+			r.FlushedLSN = wal.FormatLSN(f)
+		}
+		if e := c.pos.ServerEnd(); e > 0 {
+			r.ServerLSN = wal.FormatLSN(e)
+		}
 	}
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,8 +24,26 @@ import (
 type daemonProc struct {
 	cmd    *exec.Cmd
 	url    string
-	output *bytes.Buffer
+	output *logBuffer
 	done   chan error
+}
+
+// logBuffer collects the daemon's log while the test reads it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -49,7 +68,7 @@ func startDaemon(t *testing.T, work, configText string) *daemonProc {
 	cmd := exec.Command(pgwardBin, "daemon", "--config", cfg)
 	cmd.Env = cleanEnv()
 	asPostgresUser(cmd)
-	d := &daemonProc{cmd: cmd, url: "http://" + addr, output: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemonProc{cmd: cmd, url: "http://" + addr, output: &logBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = d.output, d.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

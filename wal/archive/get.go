@@ -122,6 +122,9 @@ func fetchPartial(ctx context.Context, repos []*repo.Repo, cluster, name string)
 			}
 			continue
 		}
+		if n, err := wal.ParseName(name); err == nil && end <= n.StartLSN(uint64(len(data))) {
+			continue // claims no WAL: zeros a receiver uploaded on a segment boundary
+		}
 		if best == nil || end > bestEnd {
 			best, bestEnd = data, end
 		}

@@ -104,3 +104,17 @@ func TestGetOverFaultyRepositories(t *testing.T) {
 		}
 	})
 }
+
+// A streamed partial that claims no WAL (its end is its segment's start) is not served:
+// the segment is not archived.
+func TestEmptyPartialNotServed(t *testing.T) {
+	r, _ := faultyRepo(t)
+	name := wal.SegmentName(1, 5, getSegSize)
+	codec, _ := compress.Parse("zstd:1")
+	if err := r.PutWALPartial(t.Context(), "main", name, 5*getSegSize, make([]byte, getSegSize), codec); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := fetchPartial(t.Context(), []*repo.Repo{r}, "main", name); found || err != nil {
+		t.Errorf("an empty partial: found %v, %v", found, err)
+	}
+}

@@ -143,4 +143,9 @@ func TestPrefetchFollowsRecovery(t *testing.T) {
 	if spool.PrefetcherRunning() {
 		t.Fatal("lock still held")
 	}
+	// The process exits when Prefetch returns: no fetch may be announced any more, or the
+	// next archive-get of that segment (the next restore's end of WAL) waits for it.
+	if marks, _ := filepath.Glob(filepath.Join(spool.getDir(), ".inflight-*")); len(marks) > 0 {
+		t.Errorf("markers left after the prefetcher ended: %v", marks)
+	}
 }

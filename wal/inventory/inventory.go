@@ -198,6 +198,9 @@ func (inv *Inventory) loadPartials(ctx context.Context, segs map[uint32]map[uint
 			if err != nil || n.Kind != wal.Segment || !n.InRange(inv.SegSize) || segs[n.Timeline][n.SegNo(inv.SegSize)] {
 				return nil
 			}
+			if end <= n.StartLSN(inv.SegSize) {
+				return nil // claims no WAL (a receiver stopped on the segment's boundary uploaded its zeros)
+			}
 			if c, ok := best[segment]; !ok || end > c.end {
 				best[segment] = cand{r, end}
 			}

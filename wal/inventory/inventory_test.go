@@ -212,3 +212,23 @@ func TestPartialExtendsReach(t *testing.T) {
 		t.Errorf("tail %+v, %v", tail, err)
 	}
 }
+
+// A streamed partial that claims no WAL (its end is its segment's start: zeros, as a
+// receiver stopped on a segment boundary uploaded them) is no WAL and no error.
+func TestEmptyPartialIgnored(t *testing.T) {
+	r := newRepo(t)
+	for s := uint64(1); s <= 4; s++ {
+		segment(t, r, 1, s, true, true)
+	}
+	if err := r.PutWALPartial(context.Background(), "main", wal.SegmentName(1, 5, segSize), lsn(5, 0), make([]byte, segSize), zstd); err != nil {
+		t.Fatal(err)
+	}
+	inv := load(t, r)
+	reach, err := inv.Reach(1, lsn(2, 0), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reach.Partial || reach.End != lsn(5, 0) {
+		t.Errorf("reach %+v, want the end of segment 4", reach)
+	}
+}

@@ -43,7 +43,9 @@ type Options struct {
 	// OpenRepos opens the repositories; the uploader calls it until it
 	// succeeds, so a repository that is down at start delays only uploads.
 	OpenRepos func(context.Context) ([]*repo.Repo, error)
-	Log       *slog.Logger
+	// Position, when set, is kept up to date for monitoring (see Position).
+	Position *Position
+	Log      *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -100,7 +102,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer sp.unlock()
-	r := &Receiver{o: o, sp: sp, st: &shared{}}
+	r := &Receiver{o: o, sp: sp, st: &shared{pos: o.Position}}
 	r.up = newUploader(o, sp, r.st)
 	// Open the repositories now if they answer, so that the start point can
 	// come from the archive; if they do not, receive into the spool anyway.
@@ -524,6 +526,7 @@ streaming:
 				if err != nil {
 					return 0, 0, err
 				}
+				r.o.Position.setServerEnd(uint64(x.ServerWALEnd))
 				if err := r.write(tli, uint64(x.WALStart), x.WALData); err != nil {
 					return 0, 0, err
 				}
@@ -542,6 +545,7 @@ streaming:
 				if err != nil {
 					return 0, 0, err
 				}
+				r.o.Position.setServerEnd(uint64(k.ServerWALEnd))
 				if k.ReplyRequested {
 					if err := r.flushAndReport(ctx, conn); err != nil {
 						return 0, 0, err

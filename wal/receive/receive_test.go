@@ -137,3 +137,55 @@ func TestFlushSpool(t *testing.T) {
 		t.Fatalf("second flush: %v", err)
 	}
 }
+
+// Position's lag is the server's end minus the flushed end, unknown until both are known,
+// never negative; a nil Position takes updates and ignores them.
+func TestPositionLag(t *testing.T) {
+	var p Position
+	if p.Lag() != -1 {
+		t.Errorf("a new position's lag: %d", p.Lag())
+	}
+	p.setFlushed(0x1000)
+	if p.Lag() != -1 {
+		t.Errorf("lag without the server's end: %d", p.Lag())
+	}
+	p.setServerEnd(0x3000)
+	if p.Lag() != 0x2000 {
+		t.Errorf("lag %d, want %d", p.Lag(), 0x2000)
+	}
+	p.setFlushed(0x4000)
+	if p.Lag() != 0 {
+		t.Errorf("lag when the receiver is ahead of the last report: %d", p.Lag())
+	}
+	var none *Position
+	none.setFlushed(1)
+	none.setServerEnd(1)
+}
+
+// A session that ends on a segment boundary leaves an empty spool partial: it is not
+// uploaded (a partial of zeros holds no WAL) and not counted as left behind.
+func TestNoEmptyPartial(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := lockSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.unlock()
+	seg := wal.SegmentName(1, 5, segSize)
+	os.WriteFile(filepath.Join(dir, seg+partialSuffix), make([]byte, segSize), 0o600)
+	st := &shared{}
+	st.setCurrent(seg, 5*segSize)
+	r := testRepo(t)
+	codec, _ := compress.Parse("zstd:1")
+	o := Options{Cluster: "main", Dir: dir, Codec: codec, OpenRepos: func(context.Context) ([]*repo.Repo, error) { return []*repo.Repo{r}, nil }}
+	o.defaults()
+	u := newUploader(o, sp, st)
+	ctx := context.Background()
+	u.pass(ctx, true)
+	if _, _, err := r.GetWALPartial(ctx, "main", seg); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("an empty partial was uploaded: %v", err)
+	}
+	if n, err := u.left(); n != 0 || err != nil {
+		t.Errorf("left %d (%v), want 0", n, err)
+	}
+}

@@ -26,6 +26,8 @@ type shared struct {
 	// facts are the server's, once a session learned them.
 	facts *facts
 	repos []*repo.Repo
+	// pos is the caller's Position (nil: none), moved with flushed.
+	pos *Position
 
 	spoolBytes atomic.Int64
 }
@@ -41,6 +43,7 @@ func (s *shared) setCurrent(name string, flushed uint64) {
 	s.mu.Lock()
 	s.current, s.flushed = name, flushed
 	s.mu.Unlock()
+	s.pos.setFlushed(flushed)
 }
 
 func (s *shared) setConnected(c bool) {
@@ -344,6 +347,13 @@ func (u *uploader) partial(ctx context.Context, seg string, final bool) (time.Du
 	segSize := uint64(len(data))
 	if !wal.ValidSegSize(segSize) || end < n.StartLSN(segSize) || end > n.StartLSN(segSize)+segSize {
 		return 0, fmt.Errorf("spool file %s is not a whole zero-padded segment", seg+partialSuffix)
+	}
+	if end == n.StartLSN(segSize) {
+		// Nothing of the segment is durable yet (a session that ended on a segment
+		// boundary, as it does after a backup's WAL switch): a partial would hold no
+		// WAL, only zeros, which no reader of the archive takes for a segment.
+		u.uploaded[seg] = end
+		return u.o.PartialInterval, nil
 	}
 	// Only what counts: later bytes are zeroed, so the object never claims
 	// more than was durable (or complete) when it was cut.
