@@ -11,6 +11,10 @@ WORK=$(mktemp -d /tmp/pgward-demo-XXXXXX)
 chmod 755 "$WORK"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if [ "$(id -u)" = 0 ]; then chown postgres: "$WORK"; fi
+# pgward runs as the server's OS user, as a DBA runs it: the repository is then readable by
+# the restore_command PostgreSQL runs (restore checks that before it writes anything).
+install -m 755 "$PGWARD" "$WORK/pgward"
+PGWARD=$WORK/pgward
 SRC_PORT=$((20000 + RANDOM % 20000)); DST_PORT=$((SRC_PORT + 1))
 cleanup() {
   as_pg "$PGBIN/pg_ctl" -D "$WORK/restored" -m immediate stop >/dev/null 2>&1 || true
@@ -27,13 +31,13 @@ as_pg "$PGBIN/pg_ctl" -D "$WORK/source" -l "$WORK/source.log" -w -o "-p $SRC_POR
 "$PGBIN/psql" -h 127.0.0.1 -p "$SRC_PORT" -U postgres -qc "CREATE TABLE notes AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 10000) g" postgres
 
 step "pgward init --repo $WORK/repo"
-"$PGWARD" init --repo "$WORK/repo"
+as_pg "$PGWARD" init --repo "$WORK/repo"
 step "pgward backup"
-"$PGWARD" backup --repo "$WORK/repo" --conn "host=127.0.0.1 port=$SRC_PORT user=postgres" --checkpoint fast
+as_pg "$PGWARD" backup --repo "$WORK/repo" --conn "host=127.0.0.1 port=$SRC_PORT user=postgres" --checkpoint fast
 step "pgward list"
-"$PGWARD" list --repo "$WORK/repo"
+as_pg "$PGWARD" list --repo "$WORK/repo"
 step "pgward restore --pgdata $WORK/restored"
-"$PGWARD" restore --repo "$WORK/repo" --pgdata "$WORK/restored"
+as_pg "$PGWARD" restore --repo "$WORK/repo" --pgdata "$WORK/restored"
 
 step "start the restored cluster on port $DST_PORT"
 as_pg "$PGBIN/pg_ctl" -D "$WORK/restored" -l "$WORK/restored.log" -w -t 120 -o "-p $DST_PORT -k $WORK -c listen_addresses=127.0.0.1" start >/dev/null
