@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/pgward
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test test-deps vet demo bench bench-format2 bench-delta bench-remote bench-go clean
+.PHONY: build test test-deps vet demo bench bench-format2 bench-delta bench-remote bench-s3-restore bench-go clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pgward
@@ -51,6 +51,11 @@ bench-delta:
 # JOBS, KINDS). See docs/benchmarks.md.
 bench-remote: test-deps
 	bench/remote.sh
+
+# Restore from S3 (versitygw over TLS on 127.0.0.1) against pgBackRest from the same server
+# (SCALE, REPS, JOBS, KEEPALIVE). See docs/benchmarks.md.
+bench-s3-restore: test-deps
+	bench/s3-restore.sh
 
 # Go benchmarks of the backup pipeline, codecs, crypto and storage.
 bench-go:

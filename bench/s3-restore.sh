@@ -9,8 +9,13 @@
 # tool, alternating, into a fresh directory (not started). The medians are printed, with
 # the peak RSS of each restore.
 #
-# Usage: bench/s3-restore.sh    (SCALE=30 REPS=5 JOBS=2)
-# Needs: root, PostgreSQL 15 from Debian, pgbackrest, openssl, .cache/bin/versitygw
+# versitygw closes every connection after one request unless started with --keep-alive, so
+# each GET would pay a TCP and TLS handshake that a real object store (AWS S3, MinIO) does
+# not charge; KEEPALIVE=1 (the default) starts it with keep-alive, KEEPALIVE=0 without.
+#
+# Usage: bench/s3-restore.sh    (SCALE=30 REPS=5 JOBS=2 KEEPALIVE=1; HOLD=1 waits for Enter before
+# cleaning up, and prints how to run pgward against the server in the meantime)
+# Needs: root, PostgreSQL 15 from Debian, openssl, pgbackrest (installed with apt-get if missing), .cache/bin/versitygw
 # (scripts/install-versitygw.sh), /usr/bin/time.
 set -euo pipefail
 
@@ -27,7 +32,11 @@ step() { printf 's3-restore: %s\n' "$*" >&2; }
 [ "$(id -u)" = 0 ] || die "run as root (PostgreSQL runs as the postgres user)"
 [ -x "$vgw" ] || die "versitygw is not installed: run scripts/install-versitygw.sh"
 [ -x "$pgbin/initdb" ] || die "PostgreSQL 15 not found in $pgbin (apt-get install postgresql-15)"
-command -v pgbackrest >/dev/null || die "pgbackrest is not installed (apt-get install pgbackrest)"
+if ! command -v pgbackrest >/dev/null; then
+	step "installing pgBackRest (apt-get install pgbackrest)"
+	{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbackrest || { apt-get update -q &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbackrest; }; } >/dev/null 2>&1 || die "apt-get install pgbackrest failed"
+fi
 [ -x /usr/bin/time ] || die "/usr/bin/time is needed (apt-get install time)"
 
 work=$(mktemp -d /tmp/pgward-s3-restore.XXXXXX)
@@ -55,7 +64,7 @@ s3port=$(free_port)
 export AWS_ACCESS_KEY_ID="bench$RANDOM$RANDOM" AWS_SECRET_ACCESS_KEY="secret$RANDOM$RANDOM$RANDOM" AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true AWS_CA_BUNDLE="$work/tls.crt"
 ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-	"$vgw" --port "127.0.0.1:$s3port" --cert "$work/tls.crt" --key "$work/tls.key" --region us-east-1 --quiet \
+	"$vgw" --port "127.0.0.1:$s3port" $([ "${KEEPALIVE:-1}" = 1 ] && echo --keep-alive) --cert "$work/tls.crt" --key "$work/tls.key" --region us-east-1 --quiet \
 	posix "$work/s3" >"$work/vgw.log" 2>&1 &
 vgw_pid=$!
 for _ in $(seq 100); do
@@ -134,14 +143,20 @@ for rep in $(seq "$reps"); do
 		step "rep $rep $tool: ${sec}s, peak RSS ${kib} KiB"
 	done
 done
+if [ "${HOLD:-}" = 1 ]; then
+	printf 'export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=us-east-1 AWS_CA_BUNDLE=%s\n%s restore %s --pgdata DIR --jobs %s --skip-restore-command-check\n' \
+		"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" "$AWS_CA_BUNDLE" "$pgward" "${repo[*]}" "$jobs" >"$work/hold"
+	step "holding: see $work/hold; press Enter to clean up"
+	read -r _
+fi
 size=$(du -sb "$work/restored" | cut -f1)
-python3 - "$results" "$size" "$scale" "$jobs" <<'EOF'
+python3 - "$results" "$size" "$scale" "$jobs" "${KEEPALIVE:-1}" <<'EOF'
 import statistics, sys
 rows = [l.split('\t') for l in open(sys.argv[1]).read().split('\n') if l]
 med = {t: statistics.median(float(r[1]) for r in rows if r[0] == t) for t in ("pgward", "pgbackrest")}
 rss = {t: statistics.median(int(r[2]) for r in rows if r[0] == t) / 1024 for t in ("pgward", "pgbackrest")}
 rng = {t: (min(float(r[1]) for r in rows if r[0] == t), max(float(r[1]) for r in rows if r[0] == t)) for t in med}
-print(f"restore from S3 over TLS, pgbench scale {sys.argv[3]} ({int(sys.argv[2]) / 2**20:.0f} MiB restored), jobs/process-max {sys.argv[4]}, median of {len(rows) // 2}:")
+print(f"restore from S3 over TLS (versitygw keep-alive {sys.argv[5]}), pgbench scale {sys.argv[3]} ({int(sys.argv[2]) / 2**20:.0f} MiB restored), jobs/process-max {sys.argv[4]}, median of {len(rows) // 2}:")
 for t in med:
     print(f"  {t:<10} {med[t]:.2f} s [{rng[t][0]:.2f}-{rng[t][1]:.2f}], peak RSS {rss[t]:.0f} MiB")
 print(f"  ratio pgward/pgbackrest: {med['pgward'] / med['pgbackrest']:.2f}x (target <= 0.6)")

@@ -20,12 +20,17 @@ func chunkName(id Hash) string {
 // pipeline allocates nothing per chunk in the steady state.
 type ChunkBuffers struct {
 	obj, scratch, plain []byte
+	// windows, when set, serve pack entries (packwindow.go).
+	windows *PackWindows
 }
 
 // UsePlain makes GetChunk decode into buf's array: every codec decodes in
 // place when the buffer has room for a chunk, so the caller controls where the
 // plaintext lives (a restore writing with O_DIRECT needs it page-aligned).
 func (b *ChunkBuffers) UsePlain(buf []byte) { b.plain = buf[:0] }
+
+// UseWindows makes reads through b take pack entries from w's windows.
+func (b *ChunkBuffers) UseWindows(w *PackWindows) { b.windows = w }
 
 // Sealed returns the object SealChunk last built in b.
 func (b *ChunkBuffers) Sealed() []byte { return b.obj }

@@ -70,6 +70,10 @@ type index struct {
 	packs   []string
 	packNum map[string]int32
 	entries map[indexKey]location
+	// ends[n] is where the last entry the index places in pack n ends: the pack
+	// object is at least that long, so a read up to it never runs past its end
+	// (packwindow.go).
+	ends []uint32
 }
 
 func newIndex() *index {
@@ -81,8 +85,10 @@ func (x *index) add(e IndexEntry) {
 	if !ok {
 		n = int32(len(x.packs))
 		x.packs = append(x.packs, e.Pack)
+		x.ends = append(x.ends, 0)
 		x.packNum[e.Pack] = n
 	}
+	x.ends[n] = max(x.ends[n], e.Offset+e.Length)
 	x.entries[indexKey{e.ID, e.Kind}] = location{pack: n, depth: e.Depth, offset: e.Offset, length: e.Length}
 }
 
@@ -186,6 +192,23 @@ func (r *Repo) lookup(ctx context.Context, id Hash, kind uint8) (IndexEntry, boo
 		return IndexEntry{}, false, nil
 	}
 	return IndexEntry{ID: id, Kind: kind, Depth: l.depth, Pack: x.packs[l.pack], Offset: l.offset, Length: l.length}, true, nil
+}
+
+// packEnd is where the last entry the loaded index places in pack ends (0: none).
+func (r *Repo) packEnd(pack string) uint32 {
+	r.index.mu.Lock()
+	x := r.index.cur
+	r.index.mu.Unlock()
+	if x == nil {
+		return 0
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	n, ok := x.packNum[pack]
+	if !ok {
+		return 0
+	}
+	return x.ends[n]
 }
 
 // remember adds entries this process wrote to the loaded index.

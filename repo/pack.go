@@ -120,15 +120,9 @@ func (p *Packer) Flush(ctx context.Context) (int64, []IndexEntry, error) {
 // entry's own envelope is verified (tag, checksum or hash); what the plaintext
 // means is the caller's to check.
 func (r *Repo) readEntry(ctx context.Context, e IndexEntry, dst []byte, b *ChunkBuffers) ([]byte, Hash, error) {
-	rc, err := r.st.GetRange(ctx, e.Pack, int64(e.Offset), int64(e.Length))
-	if err != nil {
-		return nil, Hash{}, fmt.Errorf("pack %s in %s: %w", e.Pack, r.st, err)
-	}
 	b.obj = growTo(b.obj, int(e.Length))
-	_, err = io.ReadFull(rc, b.obj)
-	rc.Close()
-	if err != nil {
-		return nil, Hash{}, fmt.Errorf("pack %s in %s: reading %d bytes at %d: %w", e.Pack, r.st, e.Length, e.Offset, err)
+	if err := r.readRange(ctx, e, b.obj, b.windows); err != nil {
+		return nil, Hash{}, err
 	}
 	plain, h, scratch, err := r.Open(dst, b.obj, r.cfg.ChunkSize+r.cfg.ChunkSize/8+1024, b.scratch)
 	b.scratch = scratch
@@ -136,6 +130,24 @@ func (r *Repo) readEntry(ctx context.Context, e IndexEntry, dst []byte, b *Chunk
 		return nil, h, fmt.Errorf("pack %s in %s, entry at %d: %w", e.Pack, r.st, e.Offset, err)
 	}
 	return plain, h, nil
+}
+
+// readRange reads entry e's bytes of its pack into dst (len(dst) == e.Length):
+// through the pack windows w when the reader has them, else with a ranged read.
+func (r *Repo) readRange(ctx context.Context, e IndexEntry, dst []byte, w *PackWindows) error {
+	if w != nil && w.read(ctx, r, e, dst) {
+		return nil
+	}
+	rc, err := r.st.GetRange(ctx, e.Pack, int64(e.Offset), int64(e.Length))
+	if err != nil {
+		return fmt.Errorf("pack %s in %s: %w", e.Pack, r.st, err)
+	}
+	_, err = io.ReadFull(rc, dst)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("pack %s in %s: reading %d bytes at %d: %w", e.Pack, r.st, e.Length, e.Offset, err)
+	}
+	return nil
 }
 
 func growTo(b []byte, n int) []byte {

@@ -197,7 +197,8 @@ func Run(ctx context.Context, repos []*repo.Repo, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir, alts: alts, umask: currentUmask(), delta: delta, excluded: excluded}
+	w := &writer{o: o, r: r, m: m, pgdata: pgdata, tsDir: tsDir, alts: alts, umask: currentUmask(), delta: delta, excluded: excluded,
+		creating: make(chan struct{}, o.Jobs)}
 	w.direct.Store(true)
 	if err := w.run(ctx); err != nil {
 		if delta {
@@ -264,6 +265,8 @@ type writer struct {
 	// (selective.go); zeroed counts their bytes.
 	excluded map[uint32]bool
 	zeroed   atomic.Int64
+	// creating bounds the files being created at once to --jobs.
+	creating chan struct{}
 }
 
 // currentUmask reads the umask (setting it is the only way, so it is set
@@ -505,30 +508,54 @@ func (w *writer) chunk(ctx context.Context, j job, bufs *repo.ChunkBuffers) ([]b
 	return nil, err
 }
 
-// writeFiles writes the regular files that pick selects.
+// writeFiles writes the regular files that pick selects, in two pools of workers.
+// Chunks of large files go to o.Jobs workers, which hold chunk-sized buffers and are
+// bounded by the CPUs that decompress. Files of one small chunk (most files of a
+// database with many tables) go to smallWorkers workers: each costs a round trip to
+// the repository, a file creation and little CPU, so more of them in flight hide an
+// object store's latency per request (restoring 1000 small files from S3 with two
+// workers was a chain of 500 round trips each), while their buffers stay small
+// (smallFile bytes each).
 func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) error {
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan job, w.o.Jobs)
-	for range w.o.Jobs {
-		g.Go(func() error {
-			var s scratch
-			s.bufs.UsePlain(pageAligned(w.m.ChunkSize))
+	small := make(chan job, smallWorkers)
+	work := func(jobs <-chan job, s *scratch) func() error {
+		return func() error {
 			for j := range jobs {
-				if err := w.writeJob(gctx, j, &s); err != nil {
+				if err := w.writeJob(gctx, j, s); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
+		}
+	}
+	// Small files are packed: their workers read packs a window at a time.
+	windows := repo.NewPackWindows(packWindows)
+	for range w.o.Jobs {
+		var s scratch
+		s.bufs.UsePlain(pageAligned(w.m.ChunkSize))
+		s.bufs.UseWindows(windows)
+		g.Go(work(jobs, &s))
+	}
+	for range smallWorkers {
+		s := new(scratch)
+		s.bufs.UseWindows(windows)
+		g.Go(work(small, s))
 	}
 	g.Go(func() error {
 		defer close(jobs)
+		defer close(small)
 		for i := range w.m.Files {
 			e := &w.m.Files[i]
 			if e.Type != repo.TypeFile || !pick(e) {
 				continue
 			}
-			if err := w.queueFile(gctx, i, jobs); err != nil {
+			q := jobs
+			if e.Size <= smallFile && e.Size < int64(w.m.ChunkSize) {
+				q = small
+			}
+			if err := w.queueFile(gctx, i, q); err != nil {
 				return err
 			}
 		}
@@ -536,6 +563,18 @@ func (w *writer) writeFiles(ctx context.Context, pick func(*repo.File) bool) err
 	})
 	return g.Wait()
 }
+
+const (
+	// smallFile is the largest file the small-file workers take: a relation file of a
+	// few pages, a table's free space and visibility maps, a config file.
+	smallFile = 128 << 10
+	// packWindows is how many pack windows (repo.WindowSize each) a restore holds:
+	// one per small-file worker and --jobs worker reading nearby entries.
+	packWindows = 24
+	// smallWorkers is how many small files are in flight at once, whatever --jobs
+	// is: enough to hide a remote repository's latency, and little memory.
+	smallWorkers = 16
+)
 
 // scratch is a worker's buffers: chunk decoding, page-aligned copies for
 // O_DIRECT, and what a delta restore reads of an existing file.
@@ -616,7 +655,12 @@ func (w *writer) openTarget(of *openFile) (*os.File, error) {
 	if of.existing {
 		f, err = os.OpenFile(p, os.O_RDWR, 0)
 	} else {
+		// Creations in one directory serialize on its lock, and waiters spin on
+		// it: more creators than CPUs only burn them (measured: a tenth of a
+		// restore's CPU with the 16 small-file workers all creating).
+		w.creating <- struct{}{}
 		f, err = createFile(p, of.entry)
+		<-w.creating
 	}
 	if err != nil {
 		return nil, err

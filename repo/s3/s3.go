@@ -607,7 +607,7 @@ func (s *Storage) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 		}
 		return nil, s.opError("get", key, err)
 	}
-	return out.Body, nil
+	return reusableBody{out.Body}, nil
 }
 
 // GetRange implements repo.Storage with a ranged GetObject.
@@ -637,7 +637,7 @@ func (s *Storage) GetRange(ctx context.Context, name string, offset, length int6
 		out.Body.Close()
 		return nil, fmt.Errorf("get %s: range %d+%d is past the object's end", s.url(key), offset, length)
 	}
-	return out.Body, nil
+	return reusableBody{out.Body}, nil
 }
 
 // Stat implements repo.Storage with HeadObject.
