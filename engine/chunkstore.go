@@ -170,7 +170,7 @@ func (cs *chunkStore) chunk(ctx context.Context, j chunkJob, sealPool chan *repo
 		if _, seen := cs.known[ri].LoadOrStore(h, struct{}{}); seen {
 			continue
 		}
-		has, err := r.HasChunk(ctx, h)
+		has, err := r.HasChunkOfSize(ctx, h, len(data))
 		if err != nil {
 			return err
 		}

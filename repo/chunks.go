@@ -37,12 +37,24 @@ func (b *ChunkBuffers) Sealed() []byte { return b.obj }
 
 // HasChunk reports whether the chunk is stored: whole, packed, or as a page delta.
 func (r *Repo) HasChunk(ctx context.Context, id Hash) (bool, error) {
+	return r.HasChunkOfSize(ctx, id, r.cfg.ChunkSize)
+}
+
+// HasChunkOfSize is HasChunk for a chunk of size bytes. In a format-2 repository a
+// chunk below the pack threshold is only ever written into a pack, so the index
+// answers alone: no request for a whole object (a stat, or a HEAD on an object
+// store, per small file of a backup). A whole object of such a chunk can only come
+// from the repository's format-1 days; missing it stores the chunk once more, packed.
+func (r *Repo) HasChunkOfSize(ctx context.Context, id Hash, size int) (bool, error) {
 	if r.cfg.Format >= 2 {
 		for _, kind := range []uint8{KindChunk, KindDelta} {
 			_, ok, err := r.lookup(ctx, id, kind)
 			if err != nil || ok {
 				return ok, err
 			}
+		}
+		if size < r.cfg.PackThreshold {
+			return false, nil
 		}
 	}
 	_, err := r.st.Stat(ctx, chunkName(id))
