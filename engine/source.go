@@ -1,12 +1,12 @@
 package engine
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -127,7 +127,7 @@ func (s *source) archive(ctx context.Context, a basebackup.Archive) error {
 		prefix = "pg_tblspc/" + strconv.FormatUint(uint64(a.Tablespace.OID), 10) + "/"
 		s.got.tbs = append(s.got.tbs, repo.Tablespace{OID: a.Tablespace.OID, Location: a.Tablespace.Location})
 	}
-	tr := tar.NewReader(a.R)
+	tr := basebackup.NewTarReader(a.R)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -140,14 +140,14 @@ func (s *source) archive(ctx context.Context, a basebackup.Archive) error {
 		if name == "." {
 			continue
 		}
-		f := s.newFile(repo.File{Path: prefix + name, Mode: h.FileInfo().Mode().Perm(), MTime: h.ModTime.UTC()})
+		f := s.newFile(repo.File{Path: prefix + name, Mode: os.FileMode(h.Mode).Perm(), MTime: h.ModTime.UTC()})
 		switch h.Typeflag {
-		case tar.TypeDir:
+		case basebackup.TarDir:
 			f.entry.Type = repo.TypeDir
-		case tar.TypeSymlink:
+		case basebackup.TarSymlink:
 			f.entry.Type = repo.TypeSymlink
 			f.entry.Target = h.Linkname
-		case tar.TypeReg, tar.TypeRegA:
+		case basebackup.TarFile, basebackup.TarOldFile:
 			f.entry.Type = repo.TypeFile
 			f.entry.Size = h.Size
 			sent := f.entry.Path // the name the server's manifest lists

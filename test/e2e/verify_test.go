@@ -100,6 +100,18 @@ func TestVerify(t *testing.T) {
 	c.Pgbench(t, "postgres", "-i", "-q", "-s", "2")
 	c.Exec(t, "postgres", "CHECKPOINT")
 	first := a.backup(t)
+	// A whole chunk of the first backup (the later ones add their own, e.g. of their WAL,
+	// so the first chunk object by name may not be the first backup's).
+	firstChunk := ""
+	for o := range dataObjects(t, a.repo) {
+		if strings.HasPrefix(o, "chunks/") && (firstChunk == "" || o < firstChunk) {
+			firstChunk = o
+		}
+	}
+	if firstChunk == "" {
+		t.Fatal("the first backup wrote no whole chunk object")
+	}
+	firstChunk = filepath.Join(a.repo, firstChunk)
 	c.Exec(t, "postgres", "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 1220 = 1")
 	c.Exec(t, "postgres", "CHECKPOINT")
 	second := a.backup(t)
@@ -150,7 +162,7 @@ func TestVerify(t *testing.T) {
 	}
 	mainDir := filepath.Join(a.repo, "clusters", "main")
 	cases := []damage{
-		{name: "whole chunk", kind: "chunk", path: firstFile(t, filepath.Join(a.repo, "chunks")), hurts: first},
+		{name: "whole chunk", kind: "chunk", path: firstChunk, hurts: first},
 		{name: "pack entry", kind: "pack-entry", path: firstFile(t, filepath.Join(a.repo, "packs"))},
 		{name: "index", kind: "index", path: firstFile(t, filepath.Join(a.repo, "index"))},
 		{name: "manifest", kind: "manifest", path: filepath.Join(mainDir, "backups", second), hurts: second},
@@ -160,7 +172,7 @@ func TestVerify(t *testing.T) {
 		{name: "WAL segment", kind: "wal", path: walObject(a.repo, segs[0]), at: 120},
 		{name: "WAL summary", kind: "wal-summary", path: filepath.Join(mainDir, "wal-summary", segs[0][:16], segs[0])},
 		{name: "pin", kind: "pin", path: filepath.Join(mainDir, "pins", first), hurts: first},
-		{name: "deleted chunk", kind: "missing-chunk", path: firstFile(t, filepath.Join(a.repo, "chunks")), remove: true, hurts: first},
+		{name: "deleted chunk", kind: "missing-chunk", path: firstChunk, remove: true, hurts: first},
 		{name: "deleted WAL segment", kind: "wal-gap", path: walObject(a.repo, segs[1]), remove: true},
 	}
 	for _, d := range cases {
