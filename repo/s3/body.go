@@ -2,13 +2,13 @@ package s3
 
 import "io"
 
-// reusableBody lets a response's connection go back to the pool when the caller stops
-// reading. net/http reuses a connection only when the body was read to its end (EOF seen)
-// before Close; a reader that takes exactly the bytes it expects (io.ReadFull of a known
-// length, as every chunk and pack read does) never sees that EOF, so each GET would cost a
-// new TCP connection and TLS handshake — measured: a quarter of a restore's CPU time over
-// TLS. Close therefore reads what is left, up to drainLimit; a caller that abandons a large
-// body still drops its connection, which is cheaper than downloading the rest.
+// reusableBody lets a response's connection go back to the pool when its reader stops
+// before the end. net/http keeps a connection only when the body was read to its end
+// before Close; a reader that reads exactly Content-Length bytes sees that end already
+// (net/http returns EOF with the last bytes), but one that stops early — an object
+// refused by its header, a copy abandoned on an error — would cost the next request a
+// new TCP connection and TLS handshake. Close therefore reads what is left, up to
+// drainLimit; a larger remainder is cheaper to drop with its connection than to download.
 type reusableBody struct {
 	io.ReadCloser
 }
