@@ -743,8 +743,9 @@ func (w *writer) writeJob(ctx context.Context, j job, s *scratch) error {
 // reports whether it hashes to the chunk's ID (the keyed hash the backup named
 // it by). A file in direct mode is read into a page-aligned buffer.
 func (w *writer) sameChunk(j job, off, want int64, s *scratch) (bool, error) {
-	if s.old == nil {
-		s.old = pageAligned(w.m.ChunkSize)
+	if int64(cap(s.old)) < want {
+		// Sized to need: a small-file worker never holds a whole chunk's buffer.
+		s.old = pageAligned(int(max(want, pageSize)))
 	}
 	buf := s.old[:want]
 	n, err := j.of.f.ReadAt(buf, off)
