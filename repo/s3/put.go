@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/bits"
 	"net/http"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/repo/internal/putio"
 )
 
 // ifNoneMatch makes a write conditional on the key not existing.
@@ -40,13 +40,13 @@ func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64)
 }
 
 func (s *Storage) putSingle(ctx context.Context, key string, r io.Reader, size int64) error {
-	bp := getBuf(size)
-	defer putBuf(bp)
+	bp := putio.GetBuffer(size)
+	defer putio.PutBuffer(bp)
 	buf := (*bp)[:size]
-	if err := readFull(ctx, r, buf); err != nil {
+	if err := putio.ReadFull(ctx, r, buf); err != nil {
 		return fmt.Errorf("put %s: %w", s.url(key), err)
 	}
-	if err := readEnd(r, size); err != nil {
+	if err := putio.End(r, size); err != nil {
 		return fmt.Errorf("put %s: %w", s.url(key), err)
 	}
 	in := &awss3.PutObjectInput{
@@ -186,17 +186,17 @@ func (s *Storage) uploadParts(ctx context.Context, key string, uploadID *string,
 			break
 		}
 		n := min(s.partSize, size-i*s.partSize)
-		bp := getBuf(n)
+		bp := putio.GetBuffer(n)
 		buf := (*bp)[:n]
-		if err := readFull(ctx, r, buf); err != nil {
-			putBuf(bp)
+		if err := putio.ReadFull(ctx, r, buf); err != nil {
+			putio.PutBuffer(bp)
 			<-slots
 			fail(err, false)
 			break
 		}
 		wg.Go(func() {
 			defer func() {
-				putBuf(bp)
+				putio.PutBuffer(bp)
 				<-slots
 			}()
 			num := aws.Int32(int32(i + 1))
@@ -221,7 +221,7 @@ func (s *Storage) uploadParts(ctx context.Context, key string, uploadID *string,
 		})
 	}
 	if ctx.Err() == nil && !failed() {
-		if err := readEnd(r, size); err != nil {
+		if err := putio.End(r, size); err != nil {
 			fail(err, false)
 		}
 	}
@@ -258,79 +258,4 @@ func (s *Storage) abort(ctx context.Context, key string, uploadID *string) {
 			return
 		}
 	}
-}
-
-// sourceError is a failure of the caller's reader: permanent, since sending again reads
-// the same reader.
-type sourceError struct{ err error }
-
-func (e *sourceError) Error() string   { return e.err.Error() }
-func (e *sourceError) Unwrap() error   { return e.err }
-func (e *sourceError) Transient() bool { return false }
-
-// readFull fills buf from r, stopping early when ctx is canceled.
-func readFull(ctx context.Context, r io.Reader, buf []byte) error {
-	n, err := io.ReadFull(&ctxReader{ctx: ctx, r: r}, buf)
-	switch {
-	case err == nil:
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return &sourceError{fmt.Errorf("reader ended %d bytes before the size announced: %w", len(buf)-n, io.ErrUnexpectedEOF)}
-	}
-	return &sourceError{fmt.Errorf("read: %w", err)}
-}
-
-// readEnd checks that r has no bytes beyond the size announced: more would mean the
-// caller's size is wrong and the object silently truncated.
-func readEnd(r io.Reader, size int64) error {
-	var one [1]byte
-	switch n, err := io.ReadFull(r, one[:]); {
-	case n > 0:
-		return &sourceError{fmt.Errorf("reader has more than the %d bytes announced", size)}
-	case err != io.EOF:
-		return &sourceError{fmt.Errorf("read after the %d bytes announced: %w", size, err)}
-	}
-	return nil
-}
-
-// ctxReader makes a long read stop soon after ctx is canceled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-// Buffers come in power-of-two size classes from 64 KiB up, each class a sync.Pool, so
-// that a steady stream of Puts of similar sizes allocates nothing, and a buffer is at most
-// twice the object or part it holds.
-const minBufClass = 16
-
-var bufClasses [64]sync.Pool
-
-func bufClass(n int64) int {
-	if n <= 1<<minBufClass {
-		return minBufClass
-	}
-	return bits.Len64(uint64(n - 1))
-}
-
-func getBuf(n int64) *[]byte {
-	c := bufClass(n)
-	if bp, ok := bufClasses[c].Get().(*[]byte); ok {
-		return bp
-	}
-	b := make([]byte, 1<<c)
-	return &b
-}
-
-func putBuf(bp *[]byte) {
-	bufClasses[bufClass(int64(cap(*bp)))].Put(bp)
 }
