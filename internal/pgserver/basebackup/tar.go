@@ -62,19 +62,15 @@ func (t *TarReader) Next() (*TarHeader, error) {
 		return nil, err
 	}
 	t.left, t.pad = 0, 0
-	for zeros := 0; ; zeros++ {
-		if _, err := io.ReadFull(t.r, t.blk[:]); err != nil {
-			if err == io.EOF {
-				return nil, io.EOF // also after one zero block, as archive/tar allows
-			}
-			return nil, io.ErrUnexpectedEOF
-		}
-		if !allZero(t.blk[:]) {
-			break
-		}
-		if zeros == 1 {
+	if _, err := io.ReadFull(t.r, t.blk[:]); err != nil {
+		if err == io.EOF {
 			return nil, io.EOF
 		}
+		return nil, io.ErrUnexpectedEOF
+	}
+	if allZero(t.blk[:]) {
+		// The end-of-archive marker (two zero blocks; what follows is the caller's to drain).
+		return nil, io.EOF
 	}
 	return t.header()
 }
