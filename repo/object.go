@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/pgward/pgward/compress"
 )
@@ -82,10 +83,15 @@ func (h *Hash) UnmarshalText(b []byte) error {
 
 // ContentHash computes the keyed hash of plaintext.
 func (r *Repo) ContentHash(plaintext []byte) Hash {
-	m := hmac.New(sha256.New, r.idKey)
+	m, _ := r.hashers.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, r.idKey)
+	}
 	m.Write(plaintext)
 	var h Hash
 	m.Sum(h[:0])
+	m.Reset()
+	r.hashers.Put(m)
 	return h
 }
 

@@ -26,6 +26,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -87,6 +88,11 @@ type Stream struct {
 
 	warnings []string
 	notices  []string
+
+	// watched is the context whose cancellation interrupts the stream's reads,
+	// and unwatch stops that (watch).
+	watched context.Context
+	unwatch func() bool
 }
 
 // Start sends BASE_BACKUP to a server of the given major version
@@ -107,6 +113,7 @@ func Start(ctx context.Context, conn *pgconn.PgConn, major int, opts Options) (*
 	if err != nil {
 		// Refused before any data (e.g. an INCREMENTAL the server cannot
 		// serve): leave the connection ready for another command.
+		s.stopWatching()
 		drainToReady(ctx, conn)
 		return nil, err
 	}
@@ -216,9 +223,13 @@ func (s *Stream) resultSet(ctx context.Context) ([][][]byte, error) {
 // receive returns the next message that is not a notice, turning an
 // ErrorResponse into an error.
 func (s *Stream) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
+	s.watch(ctx)
 	for {
-		msg, err := s.conn.ReceiveMessage(ctx)
+		msg, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
 			return nil, fmt.Errorf("base backup: receiving from server: %w", err)
 		}
 		switch m := msg.(type) {
@@ -230,6 +241,33 @@ func (s *Stream) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
 		}
 		return msg, nil
 	}
+}
+
+// watch makes ctx's cancellation interrupt the stream's reads, by putting the
+// connection's read deadline in the past. pgconn would do it per message
+// (ReceiveMessage with a context registers a context.AfterFunc and a channel and
+// removes them again), ~30 ms of CPU for the 24,000 messages of a 180 MB backup; a
+// stream reads under one context for its whole life, so it watches once.
+func (s *Stream) watch(ctx context.Context) {
+	if ctx == s.watched {
+		return
+	}
+	s.stopWatching()
+	s.watched = ctx
+	if ctx.Done() == nil {
+		return
+	}
+	conn := s.conn.Conn()
+	s.unwatch = context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+}
+
+// stopWatching ends watch's hold on the connection: it goes on serving other
+// commands (a refused INCREMENTAL falls back to a full backup on it).
+func (s *Stream) stopWatching() {
+	if s.unwatch != nil {
+		s.unwatch()
+	}
+	s.watched, s.unwatch = nil, nil
 }
 
 // codeDataCorrupted is ERRCODE_DATA_CORRUPTED, the SQLSTATE of the ERROR that
@@ -462,6 +500,7 @@ func (s *Stream) Manifest(ctx context.Context, limit int64) ([]byte, error) {
 // Finish reads the end of the command: the stop position and the command
 // completion. It reports page checksum failures collected during the stream.
 func (s *Stream) Finish(ctx context.Context) (pglogrepl.LSN, int32, error) {
+	defer s.stopWatching()
 	// Drain the rest of the copy (a 15+ stream ends with CopyDone after the manifest).
 	for s.inCopy {
 		s.next = nil
