@@ -53,6 +53,10 @@ type received struct {
 	tbs      []repo.Tablespace
 	stopLSN  pglogrepl.LSN
 	stopTLI  int32
+	// serverManifest is the server's backup_manifest, and sent what arrived of
+	// each file it lists (under the name it lists), for the check against it.
+	serverManifest []byte
+	sent           map[string]receivedFile
 	// readTime is the read stage's busy time: receiving and cutting the stream,
 	// without the waits for the chunk store.
 	readTime time.Duration
@@ -70,6 +74,9 @@ type source struct {
 	// rebuild turns INCREMENTAL.<name> files back into whole files (nil: the
 	// backup is not incremental).
 	rebuild *rebuilder
+	// ended, when set, is called once the last file has arrived, before the
+	// server's manifest and stop position.
+	ended func()
 
 	got   received
 	files map[string]receivedFile
@@ -78,9 +85,10 @@ type source struct {
 	waited time.Duration
 }
 
-// run reads the whole stream, checks every file against the server's own
-// backup_manifest (size and CRC32C), and keeps that manifest as a file of the
-// backup (restore writes it back, so pg_verifybackup can check the result).
+// run reads the whole stream and keeps the server's backup_manifest as a file of
+// the backup (restore writes it back, so pg_verifybackup can check the result).
+// What it received is checked against that manifest (size and CRC32C of every
+// file) by the pipeline, beside the chunk store's last writes: received.check.
 func (s *source) run(ctx context.Context) (*received, error) {
 	defer close(s.jobs)
 	began := time.Now()
@@ -97,6 +105,9 @@ func (s *source) run(ctx context.Context) (*received, error) {
 			return nil, err
 		}
 	}
+	if s.ended != nil {
+		s.ended()
+	}
 	serverMan, err := s.stream.Manifest(ctx, maxServerManifest)
 	if err != nil {
 		return nil, err
@@ -104,9 +115,7 @@ func (s *source) run(ctx context.Context) (*received, error) {
 	if s.got.stopLSN, s.got.stopTLI, err = s.stream.Finish(ctx); err != nil {
 		return nil, err
 	}
-	if err := verifyAgainstServerManifest(serverMan, s.files); err != nil {
-		return nil, err
-	}
+	s.got.serverManifest, s.got.sent = serverMan, s.files
 	mf := s.newFile(repo.File{Path: "backup_manifest", Type: repo.TypeFile, Mode: 0o600, MTime: time.Now().UTC(), Size: int64(len(serverMan))})
 	if _, err := s.send(ctx, mf, bytes.NewReader(serverMan), int64(len(serverMan))); err != nil {
 		return nil, err

@@ -92,7 +92,7 @@ func TestBackupStages(t *testing.T) {
 	ctx := context.Background()
 
 	run := func(store *chunkStore, stream backupStream) (*received, error) {
-		return pipeline(ctx, stream, store, r.Config().ChunkSize, nil, o)
+		return pipeline(ctx, stream, store, r.Config().ChunkSize, nil, o, nil)
 	}
 	store := newChunkStore([]*repo.Repo{r}, codec, 2)
 	got, err := run(store, &fakeStream{archives: []basebackup.Archive{{R: bytes.NewReader(data)}}, manifest: man})

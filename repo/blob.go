@@ -24,6 +24,11 @@ func (r *Repo) putJSON(ctx context.Context, name string, v any) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return r.putMeta(ctx, name, plain)
+}
+
+// putMeta stores an encoded metadata object.
+func (r *Repo) putMeta(ctx context.Context, name string, plain []byte) (int64, error) {
 	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodec, nil)
 	if err != nil {
 		return 0, err

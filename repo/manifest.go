@@ -104,7 +104,11 @@ func (r *Repo) PutManifest(ctx context.Context, m *Manifest) error {
 		return fmt.Errorf("committing backup %s: %w", m.ID, err)
 	}
 	m.Format = ManifestFormat
-	if _, err := r.putJSON(ctx, manifestPrefix(m.Cluster)+m.ID, m); err != nil {
+	plain, err := encodeManifest(m)
+	if err != nil {
+		return fmt.Errorf("writing manifest of backup %s: %w", m.ID, err)
+	}
+	if _, err := r.putMeta(ctx, manifestPrefix(m.Cluster)+m.ID, plain); err != nil {
 		return fmt.Errorf("writing manifest of backup %s to %s: %w", m.ID, r.st, err)
 	}
 	return nil
