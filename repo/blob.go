@@ -16,7 +16,24 @@ import (
 // manifest of a 100 TB cluster in 4 MiB chunks is well under this.
 const maxMetaSize = 1 << 30
 
-var metaCodec, _ = compress.Parse("zstd:3")
+// metaCodec compresses metadata objects (manifests, indexes): zstd:1 makes a
+// 2.3 MB manifest of 13,000 files smaller than zstd:3 does (534 kB against
+// 571 kB: its hex hashes defeat the slower match finder) in 8.5 ms instead of
+// 12 ms, and the commit waits for it.
+var metaCodec, _ = compress.Parse("zstd:1")
+
+// tinyMeta: metadata objects below this size (locks, identities, pins) are
+// stored uncompressed: they shrink by a few dozen bytes, and the first
+// compression in a process builds an encoder (~5 ms) on the way to the lock.
+const tinyMeta = 1 << 10
+
+// metaCodecFor is the codec of a metadata object of n bytes.
+func metaCodecFor(n int) compress.Codec {
+	if n < tinyMeta {
+		return nil
+	}
+	return metaCodec
+}
 
 // putJSON seals v as a metadata object under name (create-only).
 func (r *Repo) putJSON(ctx context.Context, name string, v any) (int64, error) {
@@ -29,7 +46,7 @@ func (r *Repo) putJSON(ctx context.Context, name string, v any) (int64, error) {
 
 // putMeta stores an encoded metadata object.
 func (r *Repo) putMeta(ctx context.Context, name string, plain []byte) (int64, error) {
-	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodec, nil)
+	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodecFor(len(plain)), nil)
 	if err != nil {
 		return 0, err
 	}

@@ -335,7 +335,7 @@ func (r *Repo) writeIndex(ctx context.Context, entries []IndexEntry) error {
 		return nil
 	}
 	plain := encodeIndex(entries)
-	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodec, nil)
+	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodecFor(len(plain)), nil)
 	if err != nil {
 		return err
 	}
