@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -15,16 +14,20 @@ type receivedFile struct {
 	crc32 uint32
 }
 
-// serverManifest is the part of PostgreSQL's backup_manifest we check against.
+// serverManifest is the part of PostgreSQL's backup_manifest we check against
+// (parseServerManifest reads it; the tags say where each field comes from).
 type serverManifest struct {
-	Version int `json:"PostgreSQL-Backup-Manifest-Version"`
-	Files   []struct {
-		Path        string `json:"Path"`
-		EncodedPath string `json:"Encoded-Path"`
-		Size        int64  `json:"Size"`
-		Algorithm   string `json:"Checksum-Algorithm"`
-		Checksum    string `json:"Checksum"`
-	} `json:"Files"`
+	Version int          `json:"PostgreSQL-Backup-Manifest-Version"`
+	Files   []serverFile `json:"Files"`
+}
+
+// serverFile is one entry of the manifest's file list.
+type serverFile struct {
+	Path        string `json:"Path"`
+	EncodedPath string `json:"Encoded-Path"`
+	Size        int64  `json:"Size"`
+	Algorithm   string `json:"Checksum-Algorithm"`
+	Checksum    string `json:"Checksum"`
 }
 
 // verifyAgainstServerManifest checks that every file the server listed arrived
@@ -32,9 +35,9 @@ type serverManifest struct {
 // (WAL, which the server leaves out of its manifest, excepted). It is the proof
 // that the tar parsing lost or changed nothing before the backup commits.
 func verifyAgainstServerManifest(raw []byte, got map[string]receivedFile) error {
-	var m serverManifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("the server's backup_manifest is not valid JSON: %w", err)
+	m, err := parseServerManifest(raw)
+	if err != nil {
+		return err
 	}
 	listed := make(map[string]bool, len(m.Files))
 	var problems []string
