@@ -331,13 +331,27 @@ func (r *Repo) ReadIndex(ctx context.Context, name string) ([]IndexEntry, error)
 // writeIndex stores an index object for entries; its name is durable after the
 // next SyncDeferred (PutManifest calls it before committing).
 func (r *Repo) writeIndex(ctx context.Context, entries []IndexEntry) error {
+	obj, err := r.sealIndex(entries)
+	if err != nil {
+		return err
+	}
+	return r.putIndex(ctx, obj, entries)
+}
+
+// sealIndex builds the index object for entries (nil for none).
+func (r *Repo) sealIndex(entries []IndexEntry) ([]byte, error) {
 	if len(entries) == 0 {
-		return nil
+		return nil, nil
 	}
 	plain := encodeIndex(entries)
 	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodecFor(len(plain)), nil)
-	if err != nil {
-		return err
+	return obj, err
+}
+
+// putIndex stores the index object sealIndex built for entries.
+func (r *Repo) putIndex(ctx context.Context, obj []byte, entries []IndexEntry) error {
+	if len(entries) == 0 {
+		return nil
 	}
 	name := indexPrefix + randomName()
 	if err := r.st.PutDeferred(ctx, name, bytes.NewReader(obj), int64(len(obj))); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -82,13 +83,37 @@ func (p *Packer) write(ctx context.Context, name string, buf *bytes.Buffer, entr
 }
 
 // Finish writes the last pack and the index object naming every entry this packer
-// wrote. It returns the bytes of the last pack and the index.
+// wrote. It returns the bytes of the last pack (the index is metadata, like the
+// manifest, and not counted).
+//
+// The index names the entries of the last pack too (an entry's place is fixed
+// when it is added), so it is sealed while that pack is written; it is stored
+// after the pack, so that no index names a pack that was never written.
 func (p *Packer) Finish(ctx context.Context) (int64, error) {
+	p.mu.Lock()
+	entries := append(slices.Clone(p.done), p.pending...)
+	p.mu.Unlock()
+	type sealed struct {
+		obj []byte
+		err error
+	}
+	index := make(chan sealed, 1)
+	go func() {
+		obj, err := p.r.sealIndex(entries)
+		index <- sealed{obj, err}
+	}()
 	n, done, err := p.Flush(ctx)
+	idx := <-index
 	if err != nil {
 		return 0, err
 	}
-	if err := p.r.writeIndex(ctx, done); err != nil {
+	if idx.err != nil {
+		return 0, idx.err
+	}
+	if len(done) != len(entries) {
+		return 0, fmt.Errorf("packer: %d entries were added while it finished", len(done)-len(entries))
+	}
+	if err := p.r.putIndex(ctx, idx.obj, entries); err != nil {
 		return 0, err
 	}
 	return n, nil
