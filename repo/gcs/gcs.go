@@ -194,6 +194,7 @@ func newStorage(ctx context.Context, c Config) (*Storage, error) {
 	}
 	creds, err := defaultCredentials(ctx, s.client)
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	if s.project == "" {

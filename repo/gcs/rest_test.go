@@ -309,7 +309,6 @@ func TestSessionURL(t *testing.T) {
 	}
 }
 
-
 // TestPlainHTTPNoToken: with usable credentials at hand, an http endpoint still gets no
 // token: none is fetched and no request carries an Authorization header.
 func TestPlainHTTPNoToken(t *testing.T) {
