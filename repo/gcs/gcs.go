@@ -2,6 +2,12 @@
 // its JSON API, such as fake-gcs-server). Object name n is the object Prefix+"/"+n, or n
 // when there is no prefix.
 //
+// It speaks GCS's JSON API with net/http and golang.org/x/oauth2 rather than Google's SDK:
+// the SDK brings gRPC and its kin into every pgward process, and archive-push starts one per
+// WAL segment. The requests used are few: a media upload (multipart, for the checksum), a
+// resumable upload, a media download, the object resource, a listing, a delete and a bucket
+// insert (see client.go for the URLs).
+//
 // How the repo.Storage promises map onto GCS:
 //   - Write once: every write carries the precondition ifGenerationMatch=0 ("no live object
 //     of this name"), so GCS refuses to replace an existing object (412, reported as
@@ -9,8 +15,9 @@
 //   - Atomic visibility and durability: an object exists only once its upload is finalized,
 //     and then it is durable; a failed or canceled upload leaves nothing. There is no
 //     directory to sync, so PutDeferred is Put and SyncDeferred does nothing.
-//   - Bounded memory: an object of at most ChunkSize bytes is streamed in one request without
-//     a buffer; a larger one is a resumable upload of ChunkSize chunks, one buffer per Put.
+//   - Bounded memory: an object of at most ChunkSize bytes is read into one pooled buffer and
+//     sent in one request with its CRC32C, which the server checks; a larger one is a
+//     resumable upload of ChunkSize chunks through one buffer. Either way one buffer per Put.
 //   - ModTime is the object's creation time, the same in the object's metadata and in
 //     listings.
 //   - Listings come in byte order of names; List checks it, since callers and the retry
@@ -18,9 +25,10 @@
 //     allow carriage returns or line feeds in names, and advises against the rest).
 //
 // Errors: a missing object is repo.ErrNotFound, a taken name repo.ErrExists. Other answers
-// keep the SDK's *googleapi.Error in their chain and say through Transient() whether
-// repeating may help (5xx, 408, 429) or not (401, 403, a missing bucket, other 4xx). The
-// SDK's own retries are off: repo/retry is the one retry policy.
+// are a *StatusError (status, GCS's reason and message, on one line) and say through
+// Transient() whether repeating may help (5xx, 408, 429, a failed connection) or not (401,
+// 403, a missing bucket, other 4xx). This package never retries by itself: repo/retry is the
+// one retry policy.
 //
 // Credentials are Google's application default credentials, never options:
 // GOOGLE_APPLICATION_CREDENTIALS (a service account key, workload identity federation, ...),
@@ -34,19 +42,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
-
-	"cloud.google.com/go/auth"
-	"cloud.google.com/go/auth/credentials"
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/googleapi"
-	"google.golang.org/api/iterator"
-	"google.golang.org/api/option"
 
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/internal/objname"
@@ -55,6 +54,10 @@ import (
 // DefaultChunkSize is the single-request threshold and the chunk of resumable uploads when
 // Config.ChunkSize is 0.
 const DefaultChunkSize = 16 << 20
+
+// chunkUnit is what GCS requires every chunk of a resumable upload but the last to be a
+// multiple of.
+const chunkUnit = 256 << 10
 
 // Timeouts of one HTTP request. The retry wrapper decides what happens after one fires.
 const (
@@ -87,12 +90,13 @@ type Config struct {
 
 // Storage is a repo.Storage in a Google Cloud Storage bucket.
 type Storage struct {
-	client    *storage.Client
-	creds     *auth.Credentials // nil for an emulator
+	api       endpoints
+	client    *http.Client // one transport for every request; with credentials unless plain http
+	transport *http.Transport
 	bucket    string
 	prefix    string // "" or ends with "/"
 	chunkSize int
-	project   string
+	project   string // from Config, the environment or the credentials; "" if none said
 }
 
 var _ repo.Storage = (*Storage)(nil)
@@ -154,12 +158,14 @@ func open(ctx context.Context, c Config, create bool) (*Storage, error) {
 		err = s.createBucket(ctx)
 	}
 	if err != nil {
-		s.client.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
+// newStorage checks the configuration and sets up the HTTP client, with credentials for an
+// https endpoint. It sends no request but the one for a first token.
 func newStorage(ctx context.Context, c Config) (*Storage, error) {
 	if err := checkBucket(c.Bucket); err != nil {
 		return nil, fmt.Errorf("GCS configuration: %w", err)
@@ -172,144 +178,37 @@ func newStorage(ctx context.Context, c Config) (*Storage, error) {
 	if s.chunkSize == 0 {
 		s.chunkSize = DefaultChunkSize
 	}
-	if s.chunkSize < 256<<10 || s.chunkSize%(256<<10) != 0 {
+	if s.chunkSize < chunkUnit || s.chunkSize%chunkUnit != 0 {
 		return nil, fmt.Errorf("GCS configuration: chunk size %d is not a multiple of 256 KiB", s.chunkSize)
 	}
 	if s.project == "" {
 		s.project = os.Getenv(envProject)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
-	tr.ResponseHeaderTimeout = headerTimeout
-	tr.MaxIdleConnsPerHost = 64 // workers upload in parallel: keep their connections
-	opts := []option.ClientOption{storage.WithJSONReads(), option.WithUserAgent("pgward")}
-	plain := false
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			// The URL itself may hold a secret: never echo it.
-			return nil, errors.New("GCS configuration: the endpoint must be an http:// or https:// URL with a host")
-		}
-		plain = u.Scheme == "http"
-		opts = append(opts, option.WithEndpoint(c.Endpoint))
+	if s.api, err = parseEndpoint(c.Endpoint); err != nil {
+		return nil, err
 	}
-	if plain {
-		opts = append(opts, option.WithoutAuthentication(), option.WithHTTPClient(&http.Client{Transport: tr}))
-	} else {
-		creds, err := credentials.DetectDefault(&credentials.DetectOptions{
-			Scopes: []string{storage.ScopeFullControl},
-			Client: &http.Client{Transport: tr},
-		})
-		if err != nil {
-			return nil, errNoCredentials(err)
-		}
-		// Ask for a token now: a missing or broken credential should say so here, not
-		// surface later as a confusing error of the first request.
-		if _, err := creds.Token(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("get Google credentials: %w", ctx.Err())
-			}
-			return nil, errNoCredentials(err)
-		}
-		s.creds = creds
-		opts = append(opts, option.WithAuthCredentials(creds))
+	s.transport = newTransport()
+	s.client = newClient(s.transport)
+	if s.api.plain {
+		return s, nil
 	}
-	s.client, err = storage.NewClient(ctx, opts...)
+	creds, err := defaultCredentials(ctx, s.client)
 	if err != nil {
-		return nil, &permanentError{fmt.Errorf("GCS configuration: %w", err)}
+		s.Close()
+		return nil, err
 	}
-	// One retry policy, repo/retry's, above every backend.
-	s.client.SetRetry(storage.WithPolicy(storage.RetryNever))
+	if s.project == "" {
+		s.project = creds.ProjectID
+	}
+	s.client = authorizedClient(s.transport, creds)
 	return s, nil
 }
 
-// errNoCredentials says that no usable credentials were found. It is permanent for
-// repo/retry: repeating the search would only delay this message.
-func errNoCredentials(err error) error {
-	return &permanentError{fmt.Errorf("no usable Google credentials: set %s to a credentials file (a service account key), "+
-		"run 'gcloud auth application-default login', or run on Google Cloud with a service account: %w", envCredentials, &oneLineError{err})}
+// Close releases the client's idle connections.
+func (s *Storage) Close() error {
+	s.transport.CloseIdleConnections()
+	return nil
 }
-
-// oneLineError says err on one line (the auth library puts the token endpoint's answer on a
-// line of its own) and keeps it in the chain.
-type oneLineError struct{ err error }
-
-func (e *oneLineError) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", " ") }
-func (e *oneLineError) Unwrap() error { return e.err }
-
-// checkBucket makes sure the bucket exists and is readable with these credentials. It lists
-// one object rather than reading the bucket's metadata: a role scoped to objects
-// (roles/storage.objectUser) may list them without being allowed to read the bucket.
-func (s *Storage) checkBucket(ctx context.Context) error {
-	it := s.client.Bucket(s.bucket).Objects(ctx, &storage.Query{Prefix: s.prefix})
-	it.PageInfo().MaxSize = 1
-	_, err := it.Next()
-	if err == nil || err == iterator.Done {
-		return nil
-	}
-	return s.bucketError(err)
-}
-
-// bucketError turns a bucket-level failure into a sentence for the user.
-func (s *Storage) bucketError(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("check bucket %s: %w", s.bucket, err)
-	}
-	status := statusCode(err)
-	switch {
-	case errors.Is(err, storage.ErrBucketNotExist) || status == http.StatusNotFound:
-		return &bucketErr{msg: fmt.Sprintf("bucket %s does not exist (create it, or run pgward init which creates it)", s.bucket),
-			is: fs.ErrNotExist, err: err}
-	case status == http.StatusForbidden || status == http.StatusUnauthorized:
-		return &bucketErr{msg: fmt.Sprintf("access denied to bucket %s: check the credentials (%s) and the principal's roles on the bucket (e.g. Storage Object User)",
-			s.bucket, envCredentials), is: fs.ErrPermission, err: err}
-	}
-	return fmt.Errorf("check bucket %s: %w", s.bucket, classify(err))
-}
-
-// bucketErr is a bucket-level error: one sentence for the user with the server's status,
-// errors.Is for fs.ErrNotExist or fs.ErrPermission, and the SDK's error in the chain.
-type bucketErr struct {
-	msg string
-	is  error
-	err error
-}
-
-func (e *bucketErr) Error() string {
-	if status := statusCode(e.err); status != 0 {
-		return fmt.Sprintf("%s (HTTP %d)", e.msg, status)
-	}
-	return e.msg
-}
-
-func (e *bucketErr) Is(target error) bool { return target == e.is }
-func (e *bucketErr) Unwrap() error        { return e.err }
-func (e *bucketErr) Transient() bool      { return false }
-
-func (s *Storage) createBucket(ctx context.Context) error {
-	project := s.project
-	if project == "" && s.creds != nil {
-		project, _ = s.creds.ProjectID(ctx)
-	}
-	if project == "" {
-		return fmt.Errorf("create bucket %s: no project to create it in: set %s, or create the bucket yourself", s.bucket, envProject)
-	}
-	err := s.client.Bucket(s.bucket).Create(ctx, project, nil)
-	if err == nil || statusCode(err) == http.StatusConflict {
-		// 409: it exists already, made by a racing init or owned by us.
-		if err != nil {
-			return s.checkBucket(ctx)
-		}
-		return nil
-	}
-	if statusCode(err) == http.StatusForbidden {
-		return fmt.Errorf("create bucket %s: access denied: the credentials may not create buckets in project %s; create it yourself: %w", s.bucket, project, classify(err))
-	}
-	return fmt.Errorf("create bucket %s: %w", s.bucket, classify(err))
-}
-
-// Close releases the client's connections.
-func (s *Storage) Close() error { return s.client.Close() }
 
 // String returns "gs://bucket/prefix", or "gs://bucket" without a prefix.
 func (s *Storage) String() string {
@@ -321,49 +220,3 @@ func (s *Storage) String() string {
 
 // url names the object with name key for messages.
 func (s *Storage) url(key string) string { return "gs://" + s.bucket + "/" + key }
-
-// statusCode returns the HTTP status of an SDK error, 0 without one.
-func statusCode(err error) int {
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		return ge.Code
-	}
-	return 0
-}
-
-// responseError is a server answer other than the ones mapped to repo errors. It keeps the
-// SDK error in the chain and classifies it for repo/retry.
-type responseError struct {
-	err       error
-	transient bool
-}
-
-func (e *responseError) Error() string   { return e.err.Error() }
-func (e *responseError) Unwrap() error   { return e.err }
-func (e *responseError) Transient() bool { return e.transient }
-
-// permanentError marks an error that repo/retry must not repeat.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string   { return e.err.Error() }
-func (e *permanentError) Unwrap() error   { return e.err }
-func (e *permanentError) Transient() bool { return false }
-
-// classify marks an SDK error that carries a server answer as transient or permanent.
-// Errors without one (the connection failed) are left as they are: repo/retry knows
-// network errors.
-func classify(err error) error {
-	status := statusCode(err)
-	if status == 0 {
-		return err
-	}
-	return &responseError{err: err, transient: status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout}
-}
-
-// opError builds the error of an operation on key.
-func (s *Storage) opError(op, key string, err error) error {
-	if errors.Is(err, storage.ErrBucketNotExist) {
-		return fmt.Errorf("%s %s: bucket %s does not exist: %w", op, s.url(key), s.bucket, &permanentError{err})
-	}
-	return fmt.Errorf("%s %s: %w", op, s.url(key), classify(err))
-}

@@ -3,86 +3,36 @@ package gcs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
-
 	"github.com/pgward/pgward/repo"
-	"github.com/pgward/pgward/repo/internal/putio"
 )
 
-// Put implements repo.Storage: one upload with the precondition ifGenerationMatch=0. Up to
-// ChunkSize bytes are read into a pooled buffer first, so a failing reader fails before
-// anything is sent, and go in one request with their CRC32C, which the server checks.
-// Larger objects are resumable uploads of ChunkSize chunks; a failure of the caller's
-// reader, or a canceled context, abandons the upload before its last chunk, so nothing is
-// finalized.
-func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64) error {
-	if err := checkName(name); err != nil {
-		return fmt.Errorf("put: %w", err)
-	}
-	key := s.prefix + name
-	if size < 0 {
-		return fmt.Errorf("put %s: negative size %d", s.url(key), size)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put %s: %w", s.url(key), err)
-	}
-	uctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := s.client.Bucket(s.bucket).Object(key).If(storage.Conditions{DoesNotExist: true}).NewWriter(uctx)
-	if size <= int64(s.chunkSize) {
-		bp := putio.GetBuffer(size)
-		defer putio.PutBuffer(bp)
-		buf := (*bp)[:size]
-		if err := putio.ReadFull(ctx, r, buf); err != nil {
-			return fmt.Errorf("put %s: %w", s.url(key), err)
-		}
-		if err := putio.End(r, size); err != nil {
-			return fmt.Errorf("put %s: %w", s.url(key), err)
-		}
-		w.ChunkSize = 0 // one request
-		w.CRC32C, w.SendCRC32C = crc32.Checksum(buf, crc32c), true
-		if _, err := w.Write(buf); err != nil {
-			cancel()
-			_ = w.Close()
-			return s.writeError(key, err)
-		}
-		return s.writeError(key, w.Close())
-	}
-	w.ChunkSize = s.chunkSize
-	if _, err := io.Copy(w, putio.Reader(ctx, r, size)); err != nil {
-		// The upload must fail, never finalize what was written so far: the error ends the
-		// request body, the canceled context the request, and Close waits for both.
-		_ = w.CloseWithError(err) //nolint:staticcheck // canceling alone races with Close finalizing
-		cancel()
-		_ = w.Close()
-		var src *putio.SourceError
-		if errors.As(err, &src) || ctx.Err() != nil {
-			return fmt.Errorf("put %s: %w", s.url(key), err)
-		}
-		return s.writeError(key, err)
-	}
-	return s.writeError(key, w.Close())
+// objectFields are the fields of an object resource pgward reads, in Stat's and List's
+// "fields" parameter: the rest of the resource (ACLs, hashes, metadata) is not sent.
+const objectFields = "name,size,timeCreated,updated"
+
+// object is the part of an object resource that pgward reads. Size is a decimal string in
+// the JSON API (a number in some emulators): json.Number takes both.
+type object struct {
+	Name        string      `json:"name"`
+	Size        json.Number `json:"size"`
+	TimeCreated time.Time   `json:"timeCreated"`
+	Updated     time.Time   `json:"updated"`
 }
 
-var crc32c = crc32.MakeTable(crc32.Castagnoli)
-
-// writeError maps the outcome of a conditional write.
-func (s *Storage) writeError(key string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if statusCode(err) == http.StatusPreconditionFailed {
-		return fmt.Errorf("put %s: %w", s.url(key), repo.ErrExists)
-	}
-	return s.opError("put", key, err)
+// isNotFound reports whether err is a 404 about the object. A missing bucket is not: it
+// must not look like an empty repository.
+func isNotFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.StatusCode == http.StatusNotFound && !se.bucketMissing()
 }
 
 // Get implements repo.Storage. The reader streams the object from the server.
@@ -104,6 +54,8 @@ func (s *Storage) GetRange(ctx context.Context, name string, offset, length int6
 	return s.read(ctx, name, offset, length)
 }
 
+// read downloads the object (length -1) or length bytes of it from offset, which must all
+// exist. Objects are stored without a Content-Encoding, so what is read is what was written.
 func (s *Storage) read(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
 	if err := checkName(name); err != nil {
 		return nil, fmt.Errorf("get: %w", err)
@@ -112,25 +64,31 @@ func (s *Storage) read(ctx context.Context, name string, offset, length int64) (
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get %s: %w", s.url(key), err)
 	}
-	// Objects are stored without a Content-Encoding, so what is read is what was written.
-	rd, err := s.client.Bucket(s.bucket).Object(key).NewRangeReader(ctx, offset, length)
+	req, err := newRequest(ctx, http.MethodGet, s.objectURL(key, url.Values{"alt": {"media"}}), nil)
 	if err != nil {
-		switch {
-		case errors.Is(err, storage.ErrObjectNotExist):
-			return nil, fmt.Errorf("get %s: %w", s.url(key), repo.ErrNotFound)
-		case statusCode(err) == http.StatusRequestedRangeNotSatisfiable:
-			return nil, fmt.Errorf("get %s: range %d+%d is past the object's end", s.url(key), offset, length)
-		}
+		return nil, err
+	}
+	if length > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	}
+	resp, err := s.do(req, http.StatusOK, http.StatusPartialContent)
+	switch {
+	case isNotFound(err):
+		return nil, fmt.Errorf("get %s: %w", s.url(key), repo.ErrNotFound)
+	case statusCode(err) == http.StatusRequestedRangeNotSatisfiable:
+		return nil, fmt.Errorf("get %s: range %d+%d is past the object's end", s.url(key), offset, length)
+	case err != nil:
 		return nil, s.opError("get", key, err)
 	}
-	if length > 0 && rd.Remain() != length {
-		rd.Close()
+	if length > 0 && (resp.ContentLength != length || resp.StatusCode == http.StatusOK && offset != 0) {
+		// A short answer: the range ends past the object's end (or the server sent all of it).
+		resp.Body.Close()
 		return nil, fmt.Errorf("get %s: range %d+%d is past the object's end", s.url(key), offset, length)
 	}
-	return rd, nil
+	return resp.Body, nil
 }
 
-// Stat implements repo.Storage with the object's metadata.
+// Stat implements repo.Storage with the object's resource.
 func (s *Storage) Stat(ctx context.Context, name string) (repo.ObjectInfo, error) {
 	if err := checkName(name); err != nil {
 		return repo.ObjectInfo{}, fmt.Errorf("stat: %w", err)
@@ -139,28 +97,33 @@ func (s *Storage) Stat(ctx context.Context, name string) (repo.ObjectInfo, error
 	if err := ctx.Err(); err != nil {
 		return repo.ObjectInfo{}, fmt.Errorf("stat %s: %w", s.url(key), err)
 	}
-	a, err := s.client.Bucket(s.bucket).Object(key).Attrs(ctx)
+	var o object
+	err := s.getJSON(ctx, s.objectURL(key, url.Values{"fields": {objectFields}}), &o)
+	if isNotFound(err) {
+		return repo.ObjectInfo{}, fmt.Errorf("stat %s: %w", s.url(key), repo.ErrNotFound)
+	}
 	if err != nil {
-		if errors.Is(err, storage.ErrObjectNotExist) {
-			return repo.ObjectInfo{}, fmt.Errorf("stat %s: %w", s.url(key), repo.ErrNotFound)
-		}
 		return repo.ObjectInfo{}, s.opError("stat", key, err)
 	}
-	return s.objectInfo("stat", key, name, a)
+	return s.objectInfo("stat", key, name, &o)
 }
 
 // objectInfo describes an object the same way for Stat and List: its creation time (an
 // object written once is never updated), to the microsecond, as the JSON API and emulators
 // may keep different fractions in different answers.
-func (s *Storage) objectInfo(op, key, name string, a *storage.ObjectAttrs) (repo.ObjectInfo, error) {
-	t := a.Created
+func (s *Storage) objectInfo(op, key, name string, o *object) (repo.ObjectInfo, error) {
+	t := o.TimeCreated
 	if t.IsZero() {
-		t = a.Updated
+		t = o.Updated
 	}
 	if t.IsZero() {
 		return repo.ObjectInfo{}, &permanentError{fmt.Errorf("%s %s: the server sent no creation time", op, s.url(key))}
 	}
-	return repo.ObjectInfo{Name: name, Size: a.Size, ModTime: t.Truncate(time.Microsecond)}, nil
+	size, err := strconv.ParseInt(string(o.Size), 10, 64)
+	if err != nil || size < 0 {
+		return repo.ObjectInfo{}, &permanentError{fmt.Errorf("%s %s: the server sent the size %q", op, s.url(key), o.Size)}
+	}
+	return repo.ObjectInfo{Name: name, Size: size, ModTime: t.Truncate(time.Microsecond)}, nil
 }
 
 // PutDeferred implements repo.Storage: a finalized upload is durable under its name at
@@ -172,48 +135,6 @@ func (s *Storage) PutDeferred(ctx context.Context, name string, r io.Reader, siz
 // SyncDeferred implements repo.Storage: PutDeferred left nothing to do.
 func (s *Storage) SyncDeferred(context.Context) error { return nil }
 
-// List implements repo.Storage with paged object listings.
-func (s *Storage) List(ctx context.Context, prefix string, fn func(repo.ObjectInfo) error) error {
-	full := s.prefix + prefix
-	q := &storage.Query{Prefix: full}
-	if err := q.SetAttrSelection([]string{"Name", "Size", "Created", "Updated"}); err != nil {
-		return fmt.Errorf("list %s: %w", s.url(full), err)
-	}
-	it := s.client.Bucket(s.bucket).Objects(ctx, q)
-	last := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("list %s: %w", s.url(full), err)
-		}
-		a, err := it.Next()
-		if err == iterator.Done {
-			return nil
-		}
-		if err != nil {
-			return s.opError("list", full, err)
-		}
-		key := a.Name
-		if len(key) < len(full) || key[:len(full)] != full {
-			continue
-		}
-		name := key[len(s.prefix):]
-		if checkName(name) != nil {
-			continue // not an object of ours
-		}
-		if name <= last && last != "" {
-			return fmt.Errorf("list %s: the server listed %q after %q, out of lexical order", s.url(full), name, last)
-		}
-		last = name
-		info, err := s.objectInfo("list", key, name, a)
-		if err != nil {
-			return err
-		}
-		if err := fn(info); err != nil {
-			return err
-		}
-	}
-}
-
 // Delete implements repo.Storage. A missing object is success.
 func (s *Storage) Delete(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
@@ -223,9 +144,17 @@ func (s *Storage) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete %s: %w", s.url(key), err)
 	}
-	err := s.client.Bucket(s.bucket).Object(key).Delete(ctx)
-	if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
-		return s.opError("delete", key, err)
+	req, err := newRequest(ctx, http.MethodDelete, s.objectURL(key, nil), nil)
+	if err != nil {
+		return err
 	}
-	return nil
+	resp, err := s.do(req, http.StatusNoContent, http.StatusOK)
+	if err == nil {
+		resp.Body.Close()
+		return nil
+	}
+	if isNotFound(err) {
+		return nil
+	}
+	return s.opError("delete", key, err)
 }

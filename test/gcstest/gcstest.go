@@ -8,18 +8,17 @@
 package gcstest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/iterator"
-	"google.golang.org/api/option"
 
 	"github.com/pgward/pgward/test/servertest"
 )
@@ -66,43 +65,72 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// Client returns an independent client, for checks that must not go through the code under
-// test.
-func (s *Server) Client(t testing.TB) *storage.Client {
+// api sends one request to the server's JSON API, for checks and setup that must not go
+// through the code under test, and decodes a 200 answer into v (when not nil).
+func (s *Server) api(t testing.TB, method, path string, body, v any) {
 	t.Helper()
-	c, err := storage.NewClient(context.Background(), option.WithEndpoint(s.Endpoint), option.WithoutAuthentication(), storage.WithJSONReads())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.Endpoint+path, rd)
 	if err != nil {
 		t.Fatalf("gcstest: %v", err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("gcstest: %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		t.Fatalf("gcstest: %s %s: HTTP %d %s", method, path, resp.StatusCode, msg)
+	}
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("gcstest: %s %s: %v", method, path, err)
+		}
+	}
 }
 
 // CreateBucket creates a bucket.
 func (s *Server) CreateBucket(t testing.TB, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.Client(t).Bucket(name).Create(ctx, "pgward-test", nil); err != nil {
-		t.Fatalf("gcstest: create bucket %s: %v", name, err)
+	s.api(t, http.MethodPost, "b?project=pgward-test", map[string]string{"name": name}, nil)
+}
+
+// names lists the "name" of every item of the listing at path, page by page.
+func (s *Server) names(t testing.TB, path string, q url.Values) []string {
+	t.Helper()
+	var names []string
+	for {
+		var page struct {
+			Items []struct {
+				Name string `json:"name"`
+			} `json:"items"`
+			NextPageToken string `json:"nextPageToken"`
+		}
+		s.api(t, http.MethodGet, path+"?"+q.Encode(), nil, &page)
+		for _, it := range page.Items {
+			names = append(names, it.Name)
+		}
+		if page.NextPageToken == "" {
+			return names
+		}
+		q.Set("pageToken", page.NextPageToken)
 	}
 }
 
 // ObjectNames lists the objects under prefix in bucket.
 func (s *Server) ObjectNames(t testing.TB, bucket, prefix string) []string {
 	t.Helper()
-	var names []string
-	it := s.Client(t).Bucket(bucket).Objects(t.Context(), &storage.Query{Prefix: prefix})
-	for {
-		o, err := it.Next()
-		if err == iterator.Done {
-			return names
-		}
-		if err != nil {
-			t.Fatalf("gcstest: list gs://%s/%s: %v", bucket, prefix, err)
-		}
-		names = append(names, o.Name)
-	}
+	return s.names(t, "b/"+url.PathEscape(bucket)+"/o", url.Values{"prefix": {prefix}})
 }
 
 // BucketName returns a name unique within this process (servertest.UniqueName).
@@ -140,16 +168,5 @@ func BrokenServiceAccount(t testing.TB) string {
 // BucketNames lists the buckets.
 func (s *Server) BucketNames(t testing.TB) []string {
 	t.Helper()
-	var names []string
-	it := s.Client(t).Buckets(t.Context(), "pgward-test")
-	for {
-		b, err := it.Next()
-		if err == iterator.Done {
-			return names
-		}
-		if err != nil {
-			t.Fatalf("gcstest: list buckets: %v", err)
-		}
-		names = append(names, b.Name)
-	}
+	return s.names(t, "b", url.Values{"project": {"pgward-test"}})
 }
