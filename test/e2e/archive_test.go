@@ -129,7 +129,7 @@ func TestArchivePushGet(t *testing.T) {
 	// Corrupt object: non-zero, names it, destination not written.
 	obj := objectOf(name)
 	b, _ = os.ReadFile(obj)
-	b[len(b)-100] ^= 0x01
+	damage(b, len(b)-100)
 	os.WriteFile(obj, b, 0o600)
 	r = pgward(t, nil, "archive-get", "--repo", repoDir, "--spool-path", "off", name, filepath.Join(work, "bad"))
 	if r.code == 0 || r.code == 1 || !strings.Contains(r.stderr, name) || !strings.Contains(r.stderr, "corrupted") {

@@ -101,7 +101,7 @@ func TestBadInput(t *testing.T) {
 		bad := copyRepo(t, repoDir, filepath.Join(work, "repo-corrupt"))
 		victim := largestChunk(t, bad)
 		b, _ := os.ReadFile(victim)
-		b[len(b)/2] ^= 0xff
+		damage(b, len(b)/2)
 		os.Chmod(victim, 0o600)
 		if err := os.WriteFile(victim, b, 0o600); err != nil {
 			t.Fatal(err)

@@ -77,7 +77,7 @@ func TestDrill(t *testing.T) {
 
 	// A corrupt chunk of the backup: the drill fails, says which object, and is recorded.
 	chunk := largestChunk(t, a.repo)
-	saved := flipByte(t, chunk)
+	saved := damageFile(t, chunk)
 	defer os.WriteFile(chunk, saved, 0o600)
 	bad, r := runDrill(t, a, 15)
 	if r.code == 0 || bad.OK || !strings.Contains(bad.Error, "corrupted object") {

@@ -233,7 +233,7 @@ backup-schedule = "@every 5s"
 
 	// Acceptance 2: a drill schedule added by a reload runs; the drill of a corrupt backup
 	// fails, is recorded, runs the hook and breaks /healthz.
-	flipByte(t, latestChunk(t, a.repo))
+	damageFile(t, latestChunk(t, a.repo))
 	hook := fmt.Sprintf(`cat > %[1]s/$PGWARD_EVENT-$PGWARD_CLUSTER.json.tmp && env | grep ^PGWARD_ | sort > %[1]s/$PGWARD_EVENT-$PGWARD_CLUSTER.env && mv %[1]s/$PGWARD_EVENT-$PGWARD_CLUSTER.json.tmp %[1]s/$PGWARD_EVENT-$PGWARD_CLUSTER.json`, hooks)
 	good := config(fmt.Sprintf(`drill-schedule = "@every 3s"
 drill-target = "latest"

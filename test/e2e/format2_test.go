@@ -112,7 +112,7 @@ func testSparseUpdates(t *testing.T, major int) {
 		}
 		saved := map[string][]byte{}
 		for _, f := range files {
-			saved[f] = flipByte(t, f)
+			saved[f] = damageFile(t, f)
 		}
 		bad := filepath.Join(a.work, "r-bad-"+kind)
 		failPgward(t, nil, []string{"corrupted object", strings.TrimSuffix(kind, "s")}, "restore", "--repo", a.repo, "--pgdata", bad, "--skip-restore-command-check")

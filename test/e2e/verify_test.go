@@ -153,7 +153,7 @@ func TestVerify(t *testing.T) {
 	t.Logf("after a new backup the incremental run read %d new objects (%d bytes) and skipped %d", len(added), inc[0].BytesRead, inc[0].Counts.ObjectsSkipped)
 
 	rel := func(p string) string { r, _ := filepath.Rel(a.repo, p); return r }
-	type damage struct {
+	type damageCase struct {
 		name, kind string
 		path       string
 		remove     bool
@@ -161,7 +161,7 @@ func TestVerify(t *testing.T) {
 		hurts      string // a backup the problem must name
 	}
 	mainDir := filepath.Join(a.repo, "clusters", "main")
-	cases := []damage{
+	cases := []damageCase{
 		{name: "whole chunk", kind: "chunk", path: firstChunk, hurts: first},
 		{name: "pack entry", kind: "pack-entry", path: firstFile(t, filepath.Join(a.repo, "packs"))},
 		{name: "index", kind: "index", path: firstFile(t, filepath.Join(a.repo, "index"))},
@@ -185,10 +185,10 @@ func TestVerify(t *testing.T) {
 			os.Remove(d.path)
 		case d.at > 0:
 			bad := append([]byte(nil), saved...)
-			bad[d.at] ^= 0x40
+			damage(bad, d.at)
 			os.WriteFile(d.path, bad, 0o600)
 		default:
-			flipByte(t, d.path)
+			damageFile(t, d.path)
 		}
 		r := runPgward(t, true, nil, "verify", "--all", "--read-data", "--repo", a.repo)
 		if r.code != 3 || !strings.Contains(r.stderr, "verify found") {
