@@ -337,38 +337,60 @@ func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunk
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	// The end of the pipeline: the last pack and the index objects, while the
-	// check against the server's backup_manifest (begun by the source) finishes;
-	// the commit waits for both.
-	var end errgroup.Group
-	end.Go(func() error { return store.finish(ctx) })
-	end.Go(func() error { return <-got.checked })
-	if err := end.Wait(); err != nil {
+	// The check against the server's backup_manifest, begun by the source when
+	// the manifest arrived, ran beside the chunk store's last chunks.
+	if err := <-got.checked; err != nil {
 		return nil, err
 	}
 	return got, nil
 }
 
-// commit writes each repository's manifest: the last step, after every chunk it
-// names is durable (the chunk store has finished), so a crash before it leaves
-// garbage and never a listed-but-broken backup.
+// commit ends a backup: the chunk store writes its last pack and the index
+// objects while each repository's manifest is encoded and sealed (CPU work of tens
+// of ms for many files, which need not wait for those writes); then each manifest
+// is stored, the last step, after every object it names is durable, so a crash
+// before it leaves garbage and never a listed-but-broken backup.
 func commit(ctx context.Context, repos []*repo.Repo, meta repo.Manifest, files []*fileState, store *chunkStore, locks *backupLocks) ([]*repo.Manifest, error) {
-	var out []*repo.Manifest
+	// What each repository gained, the pack still to write included (finish
+	// adds exactly that), fixed before finish runs.
+	stored := make([]int64, len(repos))
+	for ri := range repos {
+		stored[ri] = store.stored[ri].Load()
+		if p := store.packers[ri]; p != nil {
+			stored[ri] += p.Pending()
+		}
+	}
+	sealed := make([]*repo.SealedManifest, len(repos))
+	out := make([]*repo.Manifest, len(repos))
+	var end errgroup.Group
+	end.Go(func() error { return store.finish(ctx) })
+	end.Go(func() error {
+		for ri, r := range repos {
+			m := meta
+			m.StoredBytes = stored[ri]
+			m.Files = make([]repo.File, len(files))
+			for i, f := range files {
+				m.Files[i] = f.entry
+				m.Files[i].Chunks = f.ids[ri]
+			}
+			s, err := r.SealManifest(&m)
+			if err != nil {
+				return err
+			}
+			sealed[ri], out[ri] = s, &m
+		}
+		return nil
+	})
+	if err := end.Wait(); err != nil {
+		return nil, err
+	}
 	for ri, r := range repos {
 		if err := locks.check(ctx, ri); err != nil {
 			return nil, err
 		}
-		m := meta
-		m.StoredBytes = store.stored[ri].Load()
-		m.Files = make([]repo.File, len(files))
-		for i, f := range files {
-			m.Files[i] = f.entry
-			m.Files[i].Chunks = f.ids[ri]
-		}
-		if err := r.PutManifest(ctx, &m); err != nil {
+		if err := r.CommitManifest(ctx, sealed[ri]); err != nil {
 			return nil, err
 		}
-		out = append(out, &m)
 	}
 	return out, nil
 }

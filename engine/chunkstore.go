@@ -83,7 +83,7 @@ func (cs *chunkStore) seed(ri int, m *repo.Manifest) {
 }
 
 // finish writes what the packers still hold and their index objects: after the
-// writers, before the commit.
+// writers, while commit seals the manifests, and before it stores them.
 func (cs *chunkStore) finish(ctx context.Context) error {
 	defer busy(&cs.storeBusy, time.Now())
 	for ri, p := range cs.packers {

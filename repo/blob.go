@@ -46,7 +46,7 @@ func (r *Repo) putJSON(ctx context.Context, name string, v any) (int64, error) {
 
 // putMeta stores an encoded metadata object.
 func (r *Repo) putMeta(ctx context.Context, name string, plain []byte) (int64, error) {
-	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodecFor(len(plain)), nil)
+	obj, err := r.sealMeta(plain)
 	if err != nil {
 		return 0, err
 	}
@@ -54,6 +54,12 @@ func (r *Repo) putMeta(ctx context.Context, name string, plain []byte) (int64, e
 		return 0, err
 	}
 	return int64(len(obj)), nil
+}
+
+// sealMeta builds a metadata object from its encoding.
+func (r *Repo) sealMeta(plain []byte) ([]byte, error) {
+	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodecFor(len(plain)), nil)
+	return obj, err
 }
 
 // getJSON reads, verifies and decodes a metadata object.

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -100,16 +101,44 @@ func ValidClusterName(name string) error {
 // PutManifest commits a backup: after it returns, the backup is listed. The
 // caller must have stored every chunk the manifest names first.
 func (r *Repo) PutManifest(ctx context.Context, m *Manifest) error {
-	if err := r.st.SyncDeferred(ctx); err != nil {
-		return fmt.Errorf("committing backup %s: %w", m.ID, err)
+	s, err := r.SealManifest(m)
+	if err != nil {
+		return err
 	}
+	return r.CommitManifest(ctx, s)
+}
+
+// SealedManifest is a manifest encoded and sealed, for CommitManifest.
+type SealedManifest struct {
+	m   *Manifest
+	obj []byte
+}
+
+// SealManifest encodes and seals m (tens of ms for a manifest of many files, which
+// a backup spends while its last objects are written; PutManifest does both).
+func (r *Repo) SealManifest(m *Manifest) (*SealedManifest, error) {
 	m.Format = ManifestFormat
 	plain, err := encodeManifest(m)
 	if err != nil {
-		return fmt.Errorf("writing manifest of backup %s: %w", m.ID, err)
+		return nil, fmt.Errorf("writing manifest of backup %s: %w", m.ID, err)
 	}
-	if _, err := r.putMeta(ctx, manifestPrefix(m.Cluster)+m.ID, plain); err != nil {
-		return fmt.Errorf("writing manifest of backup %s to %s: %w", m.ID, r.st, err)
+	obj, err := r.sealMeta(plain)
+	if err != nil {
+		return nil, fmt.Errorf("writing manifest of backup %s: %w", m.ID, err)
+	}
+	return &SealedManifest{m: m, obj: obj}, nil
+}
+
+// CommitManifest commits a backup with its sealed manifest, as PutManifest: the
+// deferred writes (packs, indexes) are made durable first, then the manifest is
+// stored, and the backup is listed.
+func (r *Repo) CommitManifest(ctx context.Context, s *SealedManifest) error {
+	if err := r.st.SyncDeferred(ctx); err != nil {
+		return fmt.Errorf("committing backup %s: %w", s.m.ID, err)
+	}
+	name := manifestPrefix(s.m.Cluster) + s.m.ID
+	if err := r.st.Put(ctx, name, bytes.NewReader(s.obj), int64(len(s.obj))); err != nil {
+		return fmt.Errorf("writing manifest of backup %s to %s: %w", s.m.ID, r.st, err)
 	}
 	return nil
 }

@@ -141,6 +141,16 @@ func (p *Packer) Flush(ctx context.Context) (int64, []IndexEntry, error) {
 	return n, done, nil
 }
 
+// Pending is the size of the pack not yet written: what Finish will write.
+func (p *Packer) Pending() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return 0
+	}
+	return int64(p.cur.Len())
+}
+
 // readEntry reads and opens a packed entry, appending its plaintext to dst. The
 // entry's own envelope is verified (tag, checksum or hash); what the plaintext
 // means is the caller's to check.
