@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,8 +144,14 @@ func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan 
 		workers.Add(1)
 		g.Go(func() error {
 			defer workers.Done()
+			var prev repo.ChunkBuffers // previous versions of incremental chunks
 			for j := range jobs {
 				began := time.Now()
+				if j.fill != nil {
+					if err := j.fill.apply(ctx, (*j.buf)[:j.size], &prev); err != nil {
+						return fmt.Errorf("%s: %w", j.f.entry.Path, err)
+					}
+				}
 				if err := cs.chunk(ctx, j, sealPool, stores); err != nil {
 					return err
 				}

@@ -20,12 +20,28 @@ import (
 // block below the truncation length comes from the previous version; any other
 // block is zero. A chunk none of whose blocks changed, and which the previous
 // version holds whole, is the previous chunk: it is neither read nor hashed again.
+//
+// The source only puts the changed blocks in place; reading the previous chunk
+// (decompressing 4 MiB, or rebuilding it from its page deltas) for the rest is a
+// chunk store worker's job (baseFill), on the cores the stream does not need:
+// done by the source, it was most of an incremental backup's time.
 type rebuilder struct {
 	store *chunkStore
 	// from is the repository the previous chunks are read from (the previous
 	// backup is the same in every repository: Backup checks it).
 	from int
-	bufs repo.ChunkBuffers
+}
+
+// baseFill is what a worker adds to a chunk of an incremental file before hashing
+// it: the previous version's bytes of the chunk below the truncation length (keep
+// bytes of chunk prev), zeros elsewhere, except on the pages the server sent
+// (changed, ascending page indexes within the chunk), already in place.
+type baseFill struct {
+	from    *repo.Repo
+	prev    repo.Hash
+	read    bool // false: there is no previous chunk to read, only zeros
+	keep    int64
+	changed []uint32
 }
 
 // incremental reads one incremental file from r (size bytes, its tar entry) into
@@ -73,18 +89,16 @@ func (s *source) incremental(ctx context.Context, f *fileState, r io.Reader, siz
 			return 0, err
 		}
 		b := (*buf)[:int64(end-first)*repo.PageSize]
-		if err := s.rebuild.base(ctx, b, prev[s.rebuild.from], i, first, end, in.TruncationBlocks); err != nil {
-			s.pool <- buf
-			return 0, fmt.Errorf("%s: %w", real, err)
-		}
+		fill := s.rebuild.fillOf(prev[s.rebuild.from], i, first, in.TruncationBlocks)
 		for ; next < len(in.Blocks) && in.Blocks[next] < end; next++ {
 			off := int64(in.Blocks[next]-first) * repo.PageSize
 			if _, err := io.ReadFull(r, b[off:off+repo.PageSize]); err != nil {
 				s.pool <- buf
 				return 0, fmt.Errorf("reading %s from the server: %w", f.entry.Path, err)
 			}
+			fill.changed = append(fill.changed, in.Blocks[next]-first)
 		}
-		if err := s.emit(ctx, f, i, buf, len(b)); err != nil {
+		if err := s.emitFill(ctx, f, i, buf, len(b), fill); err != nil {
 			return 0, err
 		}
 	}
@@ -135,20 +149,36 @@ func (rb *rebuilder) reusable(prev []repo.File, i int, first, end uint32) bool {
 	return true
 }
 
-// base fills b (blocks [first, end) of the new file) with what the previous version
-// supplies below the truncation length, and zeros elsewhere.
-func (rb *rebuilder) base(ctx context.Context, b []byte, prev repo.File, i int, first, end, truncation uint32) error {
-	clear(b)
+// fillOf is the base of chunk i (blocks from first) of a file whose previous
+// version is prev: what it supplies below the truncation length.
+func (rb *rebuilder) fillOf(prev repo.File, i int, first, truncation uint32) *baseFill {
 	if i >= len(prev.Chunks) || first >= truncation {
-		return nil
+		return &baseFill{}
 	}
-	r := rb.store.repos[rb.from]
-	old, err := r.GetChunk(ctx, prev.Chunks[i], &rb.bufs)
-	if err != nil {
-		return fmt.Errorf("reading the previous version: %w", err)
+	return &baseFill{from: rb.store.repos[rb.from], prev: prev.Chunks[i], read: true, keep: int64(truncation-first) * repo.PageSize}
+}
+
+// apply completes b (the chunk, with the changed pages in place) from the previous
+// version, read into bufs.
+func (fl *baseFill) apply(ctx context.Context, b []byte, bufs *repo.ChunkBuffers) error {
+	var old []byte
+	if fl.read {
+		var err error
+		if old, err = fl.from.GetChunk(ctx, fl.prev, bufs); err != nil {
+			return fmt.Errorf("reading the previous version: %w", err)
+		}
 	}
-	keep := min(int64(truncation-first)*repo.PageSize, int64(len(old)), int64(len(b)))
-	copy(b[:keep], old[:keep])
+	keep := min(fl.keep, int64(len(old)), int64(len(b)))
+	changed := fl.changed
+	for p := int64(0); p*repo.PageSize < int64(len(b)); p++ {
+		if len(changed) > 0 && int64(changed[0]) == p {
+			changed = changed[1:]
+			continue
+		}
+		start, end := p*repo.PageSize, min((p+1)*repo.PageSize, int64(len(b)))
+		n := copy(b[start:min(end, max(keep, start))], old[min(start, keep):keep])
+		clear(b[start+int64(n) : end])
+	}
 	return nil
 }
 

@@ -43,6 +43,9 @@ type chunkJob struct {
 	idx  int
 	buf  *[]byte
 	size int
+	// fill, when set, completes the chunk of an incremental file from the
+	// previous version before anything else (incremental.go).
+	fill *baseFill
 }
 
 // received is what the source found in the stream.
@@ -232,8 +235,14 @@ func (s *source) takeBuffer(ctx context.Context) (*[]byte, error) {
 
 // emit hands chunk idx of f (size bytes in buf) to the chunk store.
 func (s *source) emit(ctx context.Context, f *fileState, idx int, buf *[]byte, size int) error {
+	return s.emitFill(ctx, f, idx, buf, size, nil)
+}
+
+// emitFill is emit for a chunk that a worker completes from the previous version
+// first (fill; nil: complete as it is).
+func (s *source) emitFill(ctx context.Context, f *fileState, idx int, buf *[]byte, size int, fill *baseFill) error {
 	s.got.total += int64(size)
-	j := chunkJob{f: f, idx: idx, buf: buf, size: size}
+	j := chunkJob{f: f, idx: idx, buf: buf, size: size, fill: fill}
 	select {
 	case s.jobs <- j:
 	default:

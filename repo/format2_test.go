@@ -209,3 +209,55 @@ func TestUpgrade(t *testing.T) {
 		t.Errorf("upgrading again: %d, %v", to, err)
 	}
 }
+
+// A chunk rebuilt from a page delta is checked against the chunk's page digest
+// when one is stored: a digest that does not describe the rebuilt bytes refuses
+// the chunk, one that does lets it through (the keyed hash is the check without).
+func TestRebuiltChunkCheckedByDigest(t *testing.T) {
+	ctx := context.Background()
+	codec, _ := compress.Parse("zstd:1")
+	base := bytes.Repeat([]byte{1}, 64<<10)
+	next := append([]byte(nil), base...)
+	copy(next[3*repo.PageSize:], bytes.Repeat([]byte{2}, repo.PageSize))
+	other := append([]byte(nil), next...)
+	other[5*repo.PageSize] = 3
+	for name, digestOf := range map[string][]byte{"right digest": next, "wrong digest": other} {
+		r, dir := newRepo2(t, nil)
+		var b repo.ChunkBuffers
+		baseID, nextID := r.ContentHash(base), r.ContentHash(next)
+		if _, err := r.PutChunk(ctx, baseID, base, codec, &b); err != nil {
+			t.Fatal(err)
+		}
+		p := r.NewPacker()
+		pages := repo.ChangedPages(next, repo.DigestOf(baseID, base))
+		for _, add := range []struct {
+			e    repo.IndexEntry
+			seal func() ([]byte, error)
+		}{
+			{repo.IndexEntry{ID: nextID, Kind: repo.KindDelta, Depth: 1, Base: baseID}, func() ([]byte, error) { return r.SealDelta(baseID, next, pages, codec, &b) }},
+			{repo.IndexEntry{ID: nextID, Kind: repo.KindDigest}, func() ([]byte, error) { return r.SealDigest(repo.DigestOf(nextID, digestOf), codec, &b) }},
+		} {
+			obj, err := add.seal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Add(ctx, add.e, obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := p.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := reopen(t, dir, nil).GetChunk(ctx, nextID, &b)
+		switch name {
+		case "right digest":
+			if err != nil || !bytes.Equal(got, next) {
+				t.Errorf("%s: %d bytes, %v", name, len(got), err)
+			}
+		case "wrong digest":
+			if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "does not match its id") {
+				t.Errorf("%s: %v, want the rebuilt chunk refused", name, err)
+			}
+		}
+	}
+}
