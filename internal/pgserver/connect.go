@@ -12,15 +12,12 @@
 package pgserver
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // ConnectReplication opens a physical replication connection with a libpq
@@ -36,23 +33,14 @@ func ConnectReplication(ctx context.Context, conn, appName string) (*pgconn.PgCo
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = appName
 	}
-	cfg.BuildFrontend = replicationFrontend
+	var frames *Frames
+	cfg.BuildFrontend = replicationFrontend(func(f *Frames) { frames = f })
 	c, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, ExplainConnectError(cfg, err)
 	}
+	c.CustomData()[framesKey] = frames
 	return c, nil
-}
-
-// replicationReadSize is how much one read of a replication connection asks the
-// kernel for. pgproto3 reads at most 8 kB ahead (a message larger than that is
-// read on its own), so a base backup or a WAL stream cost one read(2) per 8 kB,
-// 24,000 of them for a 180 MB backup; with a larger buffer one read takes what
-// the socket holds.
-const replicationReadSize = 256 << 10
-
-func replicationFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
-	return pgproto3.NewFrontend(bufio.NewReaderSize(r, replicationReadSize), w)
 }
 
 // SQLSTATEs of the refusals a connection meets.

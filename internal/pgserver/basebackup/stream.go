@@ -15,6 +15,10 @@
 //   - A CopyData payload is only valid until the next message is received (pgproto3
 //     reuses its buffer), so Read copies out of it before asking for more; nothing
 //     here keeps a reference across messages.
+//   - On a connection of pgserver.ConnectReplication, CopyData messages are read
+//     past pgproto3 (pgserver.Frames): their payloads go from the read buffer into
+//     the caller's, one copy instead of three. A message is consumed whole by one
+//     reader, pgproto3 or the stream, before the other reads (discardDirect).
 //   - Page-checksum failures reported by the server (WARNING notices, then an ERROR
 //     at the end) become one error naming the files, never a protocol dump.
 package basebackup
@@ -31,6 +35,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgward/pgward/internal/pgserver"
 )
 
 // Options are the parts of BASE_BACKUP a caller chooses; everything else
@@ -78,9 +83,14 @@ type Stream struct {
 	Tablespaces []Tablespace
 
 	// state of the CopyData reader
-	inCopy   bool   // a CopyOutResponse is open
-	pending  []byte // unread part of the current data message
-	cur      int    // index of the current archive (13/14), -1 before the first
+	inCopy  bool   // a CopyOutResponse is open
+	pending []byte // unread part of the current data message
+	// frames reads the connection under pgproto3 (nil: a connection not opened
+	// by pgserver.ConnectReplication); direct is what remains of the CopyData
+	// payload being read straight from it.
+	frames   *pgserver.Frames
+	direct   int
+	cur      int // index of the current archive (13/14), -1 before the first
 	next     *Tablespace
 	manifest bool // the data now flowing is the manifest
 	done     bool // CopyDone of the last CopyOutResponse seen
@@ -104,7 +114,7 @@ func Start(ctx context.Context, conn *pgconn.PgConn, major int, opts Options) (*
 	if opts.Incremental && major < 17 {
 		return nil, fmt.Errorf("base backup: INCREMENTAL needs PostgreSQL 17 or later, the server runs %d", major)
 	}
-	s := &Stream{conn: conn, major: major, cur: -1}
+	s := &Stream{conn: conn, major: major, cur: -1, frames: pgserver.FramesOf(conn)}
 	conn.Frontend().SendQuery(&pgproto3.Query{String: command(major, opts)})
 	if err := conn.Frontend().Flush(); err != nil {
 		return nil, fmt.Errorf("base backup: sending BASE_BACKUP: %w", err)
@@ -375,7 +385,7 @@ func (r ctxReader) Read(p []byte) (int, error) { return r.s.read(r.ctx, p) }
 func (s *Stream) reader(ctx context.Context) io.Reader { return ctxReader{s, ctx} }
 
 func (s *Stream) read(ctx context.Context, p []byte) (int, error) {
-	for len(s.pending) == 0 {
+	for len(s.pending) == 0 && s.direct == 0 {
 		if s.ended {
 			return 0, io.EOF
 		}
@@ -386,13 +396,34 @@ func (s *Stream) read(ctx context.Context, p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if s.direct > 0 {
+		n, err := s.frames.Read(p[:min(len(p), s.direct)])
+		s.direct -= n
+		if err != nil {
+			return n, s.readError(ctx, err)
+		}
+		return n, nil
+	}
 	n := copy(p, s.pending)
 	s.pending = s.pending[n:]
 	return n, nil
 }
 
-// fill receives the next data message into s.pending. It returns io.EOF at the
-// end of the current archive (or manifest).
+// readError is what a failed read of the connection means: the caller's
+// cancellation (watch) or the connection's end.
+func (s *Stream) readError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	} else if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("base backup: receiving from server: %w", err)
+}
+
+// fill receives the next data message: into s.pending, or, when the connection
+// has Frames (pgserver.ConnectReplication), as s.direct bytes that read takes
+// straight from the connection. It returns io.EOF at the end of the current
+// archive (or manifest).
 func (s *Stream) fill(ctx context.Context) error {
 	if !s.inCopy || s.next != nil {
 		return io.EOF
@@ -400,6 +431,12 @@ func (s *Stream) fill(ctx context.Context) error {
 	// 13/14: the manifest's CopyOutResponse is opened by Manifest, never by an
 	// archive reader.
 	for {
+		if s.frames != nil {
+			got, err := s.fillDirect(ctx)
+			if err != nil || got {
+				return err
+			}
+		}
 		msg, err := s.receive(ctx)
 		if err != nil {
 			return err
@@ -416,30 +453,15 @@ func (s *Stream) fill(ctx context.Context) error {
 			if len(m.Data) == 0 {
 				return fmt.Errorf("base backup: empty CopyData message")
 			}
-			switch m.Data[0] {
-			case 'd':
+			if m.Data[0] == 'd' {
 				s.pending = m.Data[1:]
 				if len(s.pending) > 0 {
 					return nil
 				}
-			case 'p':
-			case 'n':
-				name, rest, ok := cstring(m.Data[1:])
-				path, _, ok2 := cstring(rest)
-				if !ok || !ok2 {
-					return fmt.Errorf("base backup: malformed new-archive message")
-				}
-				ts, err := s.tablespaceFor(name, path)
-				if err != nil {
-					return err
-				}
-				s.next = &ts
-				return io.EOF
-			case 'm':
-				s.manifest = true
-				return io.EOF
-			default:
-				return fmt.Errorf("base backup: unknown CopyData tag %q", m.Data[0])
+				continue
+			}
+			if err := s.control(m.Data[0], m.Data[1:]); err != nil {
+				return err
 			}
 		case *pgproto3.CopyDone:
 			s.inCopy = false
@@ -451,6 +473,75 @@ func (s *Stream) fill(ctx context.Context) error {
 			return fmt.Errorf("base backup: unexpected %T in the data stream", msg)
 		}
 	}
+}
+
+// fillDirect takes the next message when it is CopyData: archive data becomes
+// s.direct (got: there is data to read); another message of the copy is
+// handled as fill would (an io.EOF from control ends the archive). A message
+// that is not CopyData is left to pgproto3 (got false, nil).
+func (s *Stream) fillDirect(ctx context.Context) (got bool, err error) {
+	s.watch(ctx)
+	for {
+		n, ok, err := s.frames.NextCopyData()
+		if err != nil {
+			return false, s.readError(ctx, err)
+		}
+		if !ok {
+			return false, nil
+		}
+		if s.major < 15 {
+			if s.direct = n; n > 0 {
+				return true, nil
+			}
+			continue
+		}
+		if n == 0 {
+			return false, fmt.Errorf("base backup: empty CopyData message")
+		}
+		var tag [1]byte
+		if _, err := io.ReadFull(s.frames, tag[:]); err != nil {
+			return false, s.readError(ctx, err)
+		}
+		if tag[0] == 'd' {
+			if s.direct = n - 1; s.direct > 0 {
+				return true, nil
+			}
+			continue
+		}
+		body := make([]byte, n-1) // a control message: small
+		if _, err := io.ReadFull(s.frames, body); err != nil {
+			return false, s.readError(ctx, err)
+		}
+		if err := s.control(tag[0], body); err != nil {
+			return false, err
+		}
+	}
+}
+
+// control handles a CopyData message of a 15+ stream that is not archive data:
+// progress ('p'), a new archive ('n', which ends the current one: io.EOF) or the
+// manifest following ('m', io.EOF).
+func (s *Stream) control(tag byte, body []byte) error {
+	switch tag {
+	case 'p':
+		return nil
+	case 'n':
+		name, rest, ok := cstring(body)
+		path, _, ok2 := cstring(rest)
+		if !ok || !ok2 {
+			return fmt.Errorf("base backup: malformed new-archive message")
+		}
+		ts, err := s.tablespaceFor(name, path)
+		if err != nil {
+			return err
+		}
+		s.next = &ts
+		return io.EOF
+	case 'm':
+		s.manifest = true
+		return io.EOF
+	}
+	return fmt.Errorf("base backup: unknown CopyData tag %q", tag)
 }
 
 func (s *Stream) tablespaceFor(name, path string) (Tablespace, error) {
@@ -497,6 +588,18 @@ func (s *Stream) Manifest(ctx context.Context, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// discardDirect skips the unread rest of a message read directly.
+func (s *Stream) discardDirect(ctx context.Context) error {
+	if s.direct == 0 {
+		return nil
+	}
+	s.direct = 0
+	if err := s.frames.Discard(); err != nil {
+		return s.readError(ctx, err)
+	}
+	return nil
+}
+
 // Finish reads the end of the command: the stop position and the command
 // completion. It reports page checksum failures collected during the stream.
 func (s *Stream) Finish(ctx context.Context) (pglogrepl.LSN, int32, error) {
@@ -504,10 +607,16 @@ func (s *Stream) Finish(ctx context.Context) (pglogrepl.LSN, int32, error) {
 	// Drain the rest of the copy (a 15+ stream ends with CopyDone after the manifest).
 	for s.inCopy {
 		s.next = nil
+		if err := s.discardDirect(ctx); err != nil {
+			return 0, 0, err
+		}
 		if err := s.fill(ctx); err != nil && err != io.EOF {
 			return 0, 0, err
 		}
 		s.pending = nil
+	}
+	if err := s.discardDirect(ctx); err != nil {
+		return 0, 0, err
 	}
 	rows, err := s.resultSet(ctx)
 	if err != nil {
