@@ -9,6 +9,9 @@
 //     with any lc_messages.
 //   - The version comes from the server_version parameter every connection reports
 //     at start, so a normal and a replication connection agree without a query.
+//   - A replication connection is read through Frames (frames.go): 256 KiB per
+//     read, and never two messages in one Read, so that a base backup's CopyData
+//     payloads can be taken past pgproto3 without it holding bytes read ahead.
 package pgserver
 
 import (
