@@ -186,7 +186,7 @@ func (cs *chunkStore) chunk(ctx context.Context, j chunkJob, sealPool chan *repo
 		}
 		w := sealer{cs: cs, ri: ri, id: h, sealPool: sealPool, stores: stores}
 		if cs.packers[ri] == nil {
-			err = w.seal(ctx, 0, 0, func(b *repo.ChunkBuffers) ([]byte, error) { return r.SealChunk(h, data, cs.codec, b) })
+			err = w.seal(ctx, 0, 0, func(b *repo.ChunkBuffers) ([]byte, error) { return r.SealChunk(h, data, cs.codecOf(j), b) })
 		} else {
 			err = cs.format2(ctx, w, j, data)
 		}
@@ -213,7 +213,7 @@ func (cs *chunkStore) format2(ctx context.Context, w sealer, j chunkJob, data []
 		}
 	}
 	if len(data) < cfg.PackThreshold {
-		codec := cs.codec
+		codec := cs.codecOf(j)
 		if len(data) <= tinyObject && codec.ID() == compress.Zstd {
 			codec = lz4Codec
 		}
@@ -241,7 +241,15 @@ func (cs *chunkStore) format2(ctx context.Context, w sealer, j chunkJob, data []
 			}
 		}
 	}
-	return w.seal(ctx, 0, 0, func(b *repo.ChunkBuffers) ([]byte, error) { return r.SealChunk(w.id, data, cs.codec, b) })
+	return w.seal(ctx, 0, 0, func(b *repo.ChunkBuffers) ([]byte, error) { return r.SealChunk(w.id, data, cs.codecOf(j), b) })
+}
+
+// codecOf is the codec of a job's chunk: its file's, else the backup's.
+func (cs *chunkStore) codecOf(j chunkJob) compress.Codec {
+	if j.f.codec != nil {
+		return j.f.codec
+	}
+	return cs.codec
 }
 
 // tinyObject: up to this size a zstd encoder's fixed cost per call (building its

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/internal/pgserver/basebackup"
 	"github.com/pgward/pgward/repo"
 )
@@ -35,6 +36,8 @@ type backupStream interface {
 type fileState struct {
 	entry repo.File
 	ids   [][]repo.Hash
+	// codec, when set, compresses the file's chunks instead of the backup's.
+	codec compress.Codec
 }
 
 // chunkJob is one chunk of a file for the chunk store, in a buffer of the pool.
@@ -124,6 +127,9 @@ func (s *source) run(ctx context.Context) (*received, error) {
 		return nil, err
 	}
 	mf := s.newFile(repo.File{Path: "backup_manifest", Type: repo.TypeFile, Mode: 0o600, MTime: time.Now().UTC(), Size: int64(len(serverMan))})
+	// The last chunk of the backup, which the commit waits for: JSON that the
+	// metadata codec compresses as well as zstd:3 in half the time.
+	mf.codec = repo.MetaCodec()
 	if _, err := s.send(ctx, mf, bytes.NewReader(serverMan), int64(len(serverMan))); err != nil {
 		return nil, err
 	}

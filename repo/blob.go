@@ -22,6 +22,10 @@ const maxMetaSize = 1 << 30
 // 12 ms, and the commit waits for it.
 var metaCodec, _ = compress.Parse("zstd:1")
 
+// MetaCodec is the codec of metadata objects; a backup stores the server's
+// backup_manifest, JSON of the same kind, with it too.
+func MetaCodec() compress.Codec { return metaCodec }
+
 // tinyMeta: metadata objects below this size (locks, identities, pins) are
 // stored uncompressed: they shrink by a few dozen bytes, and the first
 // compression in a process builds an encoder (~5 ms) on the way to the lock.
