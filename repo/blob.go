@@ -68,6 +68,12 @@ func (r *Repo) sealMeta(plain []byte) ([]byte, error) {
 
 // getJSON reads, verifies and decodes a metadata object.
 func (r *Repo) getJSON(ctx context.Context, name string, v any) error {
+	return r.getMeta(ctx, name, func(plain []byte) error { return json.Unmarshal(plain, v) })
+}
+
+// getMeta reads and verifies a metadata object, and decodes it with decode; a
+// decoding error is corruption.
+func (r *Repo) getMeta(ctx context.Context, name string, decode func([]byte) error) error {
 	obj, err := r.getRaw(ctx, name, maxMetaSize)
 	if err != nil {
 		return err
@@ -76,7 +82,7 @@ func (r *Repo) getJSON(ctx context.Context, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if err := json.Unmarshal(plain, v); err != nil {
+	if err := decode(plain); err != nil {
 		return fmt.Errorf("%s: %w: %v", name, ErrCorrupt, err)
 	}
 	return nil

@@ -178,7 +178,7 @@ func (r *Repo) Manifest(ctx context.Context, cluster, id string) (*Manifest, err
 		id = ids[len(ids)-1]
 	}
 	var m Manifest
-	if err := r.getJSON(ctx, manifestPrefix(cluster)+id, &m); err != nil {
+	if err := r.getMeta(ctx, manifestPrefix(cluster)+id, func(b []byte) error { return decodeManifest(b, &m) }); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("%w: backup %q of cluster %q is not in %s ('pgward list' shows the backups)", ErrNoBackup, id, cluster, r.st)
 		}

@@ -3,7 +3,9 @@ package repo
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,6 +43,7 @@ func TestEncodeManifestIsJSONMarshal(t *testing.T) {
 	}
 	cases["every kind of entry"] = full
 	for name, m := range cases {
+		checkDecode(t, name, m)
 		want, err := json.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
@@ -60,12 +63,7 @@ func TestEncodeManifestIsJSONMarshal(t *testing.T) {
 }
 
 func BenchmarkEncodeManifest(b *testing.B) {
-	m := &Manifest{ID: "20261202T203801Z", Cluster: "main"}
-	var h Hash
-	for i := range 13000 {
-		h[0], h[1] = byte(i), byte(i>>8)
-		m.Files = append(m.Files, File{Path: "base/5/" + strconv.Itoa(16384+i), Type: TypeFile, Mode: 0o600, MTime: time.Now().UTC(), Size: 8192, Chunks: []Hash{h}})
-	}
+	m := manyFiles(13000)
 	b.Run("encodeManifest", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := encodeManifest(m); err != nil {
@@ -80,4 +78,95 @@ func BenchmarkEncodeManifest(b *testing.B) {
 			}
 		}
 	})
+}
+
+// checkDecode: decodeManifest reads what encodeManifest wrote as json.Unmarshal does.
+func checkDecode(t *testing.T, name string, m *Manifest) {
+	t.Helper()
+	b, err := encodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got Manifest
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeManifest(b, &got); err != nil {
+		t.Fatalf("%s: decodeManifest: %v", name, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: decodeManifest differs from json.Unmarshal:\n got  %+v\n want %+v", name, got, want)
+	}
+	if _, err := decodeManifestFast(b); err != nil {
+		t.Errorf("%s: the fast path refused what encodeManifest wrote: %v", name, err)
+	}
+}
+
+// What encodeManifest never writes goes to json.Unmarshal whole: same result,
+// same errors.
+func TestDecodeManifestLeavesTheUnexpectedToJSON(t *testing.T) {
+	docs := []string{
+		`{"id":"a","files":[{"path":"p","type":"file","mode":384,"mtime":"2026-12-02T20:38:01Z","size":1,"chunks":["` + strings.Repeat("ab", 32) + `"]}]}`,
+		`{"id":"a","Files":[{"path":"p"}]}`,
+		`{"files":[{"Path":"p","MODE":1}]}`,
+		`{"files":[{"path":"p","extra":1}]}`,
+		`{"files":[{"path":null,"mode":null,"chunks":null}]}`,
+		`{"files":[{"mode":-1}]}`,
+		`{"files":[{"mode":4294967296}]}`,
+		`{"files":[{"size":1.5}]}`,
+		`{"files":[{"mtime":"yesterday"}]}`,
+		`{"files":[{"chunks":["00"]}]}`,
+		`{"files":[{"chunks":[]}]}`,
+		`{"files":null,"id":"b"}`,
+		`{"files":[],"files":[{"path":"x"}]}`,
+		`{"id":"a"}`,
+		`{"files":[{"path":"a"}]} x`,
+		`{"files":[{"path":"a\u00e9\"b"}]}`,
+		`[]`,
+		``,
+	}
+	for _, d := range docs {
+		var want, got Manifest
+		wantErr := json.Unmarshal([]byte(d), &want)
+		gotErr := decodeManifest([]byte(d), &got)
+		if (wantErr == nil) != (gotErr == nil) || wantErr != nil && wantErr.Error() != gotErr.Error() {
+			t.Errorf("%s: error %v, json.Unmarshal's %v", d, gotErr, wantErr)
+		}
+		if wantErr == nil && !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got  %+v\n want %+v", d, got, want)
+		}
+	}
+}
+
+func BenchmarkDecodeManifest(b *testing.B) {
+	m := manyFiles(13000)
+	enc, _ := encodeManifest(m)
+	b.Run("decodeManifest", func(b *testing.B) {
+		for b.Loop() {
+			var out Manifest
+			if err := decodeManifest(enc, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		for b.Loop() {
+			var out Manifest
+			if err := json.Unmarshal(enc, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// manyFiles is the manifest of a cluster of n one-page files, the case of many
+// small tables.
+func manyFiles(n int) *Manifest {
+	m := &Manifest{ID: "20261202T203801Z", Cluster: "main"}
+	var h Hash
+	for i := range n {
+		h[0], h[1] = byte(i), byte(i>>8)
+		m.Files = append(m.Files, File{Path: "base/5/" + strconv.Itoa(16384+i), Type: TypeFile, Mode: 0o600, MTime: time.Now().UTC(), Size: 8192, Chunks: []Hash{h}})
+	}
+	return m
 }
