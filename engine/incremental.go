@@ -37,9 +37,8 @@ type rebuilder struct {
 // bytes of chunk prev), zeros elsewhere, except on the pages the server sent
 // (changed, ascending page indexes within the chunk), already in place.
 type baseFill struct {
-	from    *repo.Repo
+	from    *repo.Repo // nil: there is no previous chunk to read, only zeros
 	prev    repo.Hash
-	read    bool // false: there is no previous chunk to read, only zeros
 	keep    int64
 	changed []uint32
 }
@@ -155,19 +154,26 @@ func (rb *rebuilder) fillOf(prev repo.File, i int, first, truncation uint32) *ba
 	if i >= len(prev.Chunks) || first >= truncation {
 		return &baseFill{}
 	}
-	return &baseFill{from: rb.store.repos[rb.from], prev: prev.Chunks[i], read: true, keep: int64(truncation-first) * repo.PageSize}
+	return &baseFill{from: rb.store.repos[rb.from], prev: prev.Chunks[i], keep: int64(truncation-first) * repo.PageSize}
 }
 
 // apply completes b (the chunk, with the changed pages in place) from the previous
 // version, read into bufs.
 func (fl *baseFill) apply(ctx context.Context, b []byte, bufs *repo.ChunkBuffers) error {
 	var old []byte
-	if fl.read {
+	if fl.from != nil {
 		var err error
 		if old, err = fl.from.GetChunk(ctx, fl.prev, bufs); err != nil {
 			return fmt.Errorf("reading the previous version: %w", err)
 		}
 	}
+	fl.complete(b, old)
+	return nil
+}
+
+// complete fills the pages of b the server did not send: from old (the previous
+// version of the chunk) below keep, zeros elsewhere.
+func (fl *baseFill) complete(b, old []byte) {
 	keep := min(fl.keep, int64(len(old)), int64(len(b)))
 	changed := fl.changed
 	for p := int64(0); p*repo.PageSize < int64(len(b)); p++ {
@@ -179,7 +185,6 @@ func (fl *baseFill) apply(ctx context.Context, b []byte, bufs *repo.ChunkBuffers
 		n := copy(b[start:min(end, max(keep, start))], old[min(start, keep):keep])
 		clear(b[start+int64(n) : end])
 	}
-	return nil
 }
 
 // fullBackupLabel stores the backup_label of an incremental backup without its

@@ -237,10 +237,7 @@ func (s *Stream) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
 	for {
 		msg, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			return nil, fmt.Errorf("base backup: receiving from server: %w", err)
+			return nil, s.readError(ctx, err)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.NoticeResponse:
