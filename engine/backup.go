@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,11 +40,13 @@ type BackupOptions struct {
 	PrimaryConn string
 	Label       string
 	Log         *slog.Logger
-	// Total, when set, is told the server's estimate of the backup's size once the data
-	// starts (0 when NoEstimate or the server gives none).
+	// Total, when set, is told the backup's expected size once the data starts: the
+	// server's estimate, or without one the size of the previous backup (0 for the
+	// first).
 	Total func(bytes int64)
 	// NoEstimate skips the server's size estimate (BASE_BACKUP PROGRESS, a pass over
-	// the file sizes before the data).
+	// every file's size before the data: tens of ms for thousands of files, which a
+	// backup nobody watches need not wait for).
 	NoEstimate bool
 	// Progress, when set, is called from the reader goroutine after each chunk
 	// with the total bytes received so far. It must be cheap.
@@ -99,6 +102,8 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	}
 
 	o.Log.Info("backup starting", "cluster", o.Cluster, "backup", id, "system_identifier", facts.SystemIDString, "pg_version", facts.Version.Num, "jobs", o.Jobs, "compress", o.Codec.String())
+	cat := openCatalog(ctx, src.connStr)
+	defer cat.close(ctx)
 	bo := basebackup.Options{Label: label, Fast: o.FastCheckpoint, MaxRate: o.MaxRate, Progress: !o.NoEstimate}
 	bo.Incremental = !o.NoIncremental && prepareIncremental(ctx, conn, facts, repos, prev, o.Log)
 	stream, err := startStream(ctx, conn, facts.Version.Major, bo, o.Log)
@@ -111,7 +116,7 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	if o.Total != nil {
-		o.Total(stream.EstimatedSize())
+		o.Total(expectedSize(stream, prev[0]))
 	}
 	startTime := time.Now().UTC()
 	var rb *rebuilder
@@ -119,10 +124,10 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		rb = &rebuilder{store: store}
 		o.Log.Info("incremental backup: the server sends only the blocks that changed since backup " + prev[0].ID)
 	}
-	// The databases are listed once the last file has arrived, on an ordinary
-	// connection, while the pipeline finishes.
+	// The databases are listed once the last file has arrived (a database
+	// created during the backup is named too), while the pipeline finishes.
 	dbs := make(chan []pgserver.Database, 1)
-	listDatabases := func() { go func() { dbs <- recordDatabases(ctx, src.connStr, o.Log) }() }
+	listDatabases := func() { go func() { dbs <- cat.databases(ctx, o.Log) }() }
 	got, err := pipeline(ctx, stream, store, chunkSize, rb, o, listDatabases)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", id, err)
@@ -136,7 +141,6 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 		StartTime: startTime, StopTime: time.Now().UTC(), Label: label, Compress: o.Codec.String(), ChunkSize: chunkSize,
 		DBBytes: got.total, WALFiles: got.walFiles, Tablespaces: got.tbs, FromStandby: facts.InRecovery,
 	}
-	// Listed after the data: a database created during the backup is named too.
 	for _, d := range <-dbs {
 		meta.Databases = append(meta.Databases, repo.Database{OID: d.OID, Name: d.Name})
 	}
@@ -151,6 +155,15 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	o.Log.Info("backup committed", "backup", id, "received_bytes", got.total, "stored_bytes", res.Stored, "duration", res.Duration.Round(time.Millisecond),
 		"read_seconds", res.Stages.Read.Seconds(), "seal_seconds", res.Stages.Seal.Seconds(), "store_seconds", res.Stages.Store.Seconds())
 	return res, nil
+}
+
+// expectedSize is the backup's size for progress: the server's estimate when it
+// was asked for, else the size of the previous backup's files (nil: none, 0).
+func expectedSize(stream *basebackup.Stream, prev *repo.Manifest) int64 {
+	if n := stream.EstimatedSize(); n > 0 || prev == nil {
+		return n
+	}
+	return prev.DBBytes
 }
 
 // spreadNotice is how long a backup may wait for its start before it says it waits for a
@@ -247,10 +260,14 @@ func lockRepos(ctx context.Context, repos []*repo.Repo, cluster string, log *slo
 	return bl, nil
 }
 
+// unlock releases the locks side by side: each is a durable delete (a directory
+// fsync on local storage) that the end of every backup waits for.
 func (bl *backupLocks) unlock(ctx context.Context) {
+	var wg sync.WaitGroup
 	for _, l := range bl.held {
-		_ = l.Unlock(context.WithoutCancel(ctx))
+		wg.Go(func() { _ = l.Unlock(context.WithoutCancel(ctx)) })
 	}
+	wg.Wait()
 }
 
 // check fails when repository ri's shared lock was lost: committing then could name
@@ -322,13 +339,10 @@ func prepareIncremental(ctx context.Context, conn *pgconn.PgConn, facts pgserver
 func pipeline(ctx context.Context, stream backupStream, store *chunkStore, chunkSize int, rb *rebuilder, o BackupOptions, ended func()) (*received, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan chunkJob, o.Jobs)
-	pool := make(chan *[]byte, 2*o.Jobs+2)
-	for range cap(pool) {
-		b := make([]byte, 0, chunkSize)
-		pool <- &b
-	}
+	pool := newBufferPool(2*o.Jobs+2, chunkSize)
 	store.start(gctx, g, jobs, pool)
-	src := &source{stream: stream, chunkSize: chunkSize, repos: len(store.repos), pool: pool, jobs: jobs, progress: o.Progress, rebuild: rb, ended: ended}
+	src := &source{stream: stream, chunkSize: chunkSize, repos: len(store.repos), pool: pool, jobs: jobs, progress: o.Progress, rebuild: rb, ended: ended,
+		walStarts: func() { g.Go(func() error { return store.checkpoint(gctx) }) }}
 	var got *received
 	g.Go(func() (err error) {
 		got, err = src.run(gctx)

@@ -83,15 +83,29 @@ func (cs *chunkStore) seed(ri int, m *repo.Manifest) {
 	}
 }
 
+// checkpoint writes what the packers hold and an index object for it, once the
+// relation data has arrived (Packer.Checkpoint): the packs of a backup of many
+// small files are then written while the WAL streams, and finish is left with
+// the few chunks that came after. It runs in the pipeline's group, beside the
+// workers, so the pipeline ends only once it has.
+func (cs *chunkStore) checkpoint(ctx context.Context) error {
+	return cs.eachPacker(ctx, (*repo.Packer).Checkpoint)
+}
+
 // finish writes what the packers still hold and their index objects: after the
-// writers, while commit seals the manifests, and before it stores them.
+// pipeline, while commit seals the manifests, and before it stores them.
 func (cs *chunkStore) finish(ctx context.Context) error {
+	return cs.eachPacker(ctx, (*repo.Packer).Finish)
+}
+
+// eachPacker runs write on each repository's packer, counting the bytes it stored.
+func (cs *chunkStore) eachPacker(ctx context.Context, write func(*repo.Packer, context.Context) (int64, error)) error {
 	defer busy(&cs.storeBusy, time.Now())
 	for ri, p := range cs.packers {
 		if p == nil {
 			continue
 		}
-		n, err := p.Finish(ctx)
+		n, err := write(p, ctx)
 		if err != nil {
 			return err
 		}
@@ -111,7 +125,7 @@ type storeJob struct {
 
 // start runs the workers and writers in g until jobs is closed and drained; each
 // chunk's buffer goes back to pool, and its IDs into its file's entry.
-func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan chunkJob, pool chan<- *[]byte) {
+func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan chunkJob, pool *bufferPool) {
 	writers := max(4, 2*cs.jobs)
 	stores := make(chan storeJob, writers)
 	sealPool := make(chan *repo.ChunkBuffers, cs.jobs+writers)
@@ -156,7 +170,7 @@ func (cs *chunkStore) start(ctx context.Context, g *errgroup.Group, jobs <-chan 
 					return err
 				}
 				busy(&cs.sealBusy, began)
-				pool <- j.buf
+				pool.put(j.buf)
 			}
 			return nil
 		})

@@ -92,7 +92,7 @@ func (s *source) incremental(ctx context.Context, f *fileState, r io.Reader, siz
 		for ; next < len(in.Blocks) && in.Blocks[next] < end; next++ {
 			off := int64(in.Blocks[next]-first) * repo.PageSize
 			if _, err := io.ReadFull(r, b[off:off+repo.PageSize]); err != nil {
-				s.pool <- buf
+				s.pool.put(buf)
 				return 0, fmt.Errorf("reading %s from the server: %w", f.entry.Path, err)
 			}
 			fill.changed = append(fill.changed, in.Blocks[next]-first)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -28,7 +29,7 @@ import (
 // backupStream is what the source reads: basebackup.Stream, or a test's tar archives.
 type backupStream interface {
 	Next(ctx context.Context) (basebackup.Archive, error)
-	Manifest(ctx context.Context, limit int64) ([]byte, error)
+	Manifest(ctx context.Context, limit int64, sizeHint int) ([]byte, error)
 	Finish(ctx context.Context) (pglogrepl.LSN, int32, error)
 }
 
@@ -74,7 +75,7 @@ type source struct {
 	stream    backupStream
 	chunkSize int
 	repos     int
-	pool      chan *[]byte
+	pool      *bufferPool
 	jobs      chan<- chunkJob
 	progress  func(received int64)
 	// rebuild turns INCREMENTAL.<name> files back into whole files (nil: the
@@ -83,6 +84,9 @@ type source struct {
 	// ended, when set, is called once the last file has arrived, before the
 	// server's manifest and stop position.
 	ended func()
+	// walStarts, when set, is called once, when the first WAL segment starts to
+	// arrive: the server sends the WAL after every data file of every tablespace.
+	walStarts func()
 
 	got   received
 	files map[string]receivedFile
@@ -116,7 +120,7 @@ func (s *source) run(ctx context.Context) (*received, error) {
 	if s.ended != nil {
 		s.ended()
 	}
-	serverMan, err := s.stream.Manifest(ctx, maxServerManifest)
+	serverMan, err := s.stream.Manifest(ctx, maxServerManifest, serverManifestSize(len(s.files)))
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +141,10 @@ func (s *source) run(ctx context.Context) (*received, error) {
 	s.got.readTime = time.Since(began) - s.waited
 	return &s.got, nil
 }
+
+// serverManifestSize is about the size of the server's backup_manifest for n
+// files: ~145 bytes a file (path, size, time, CRC32C) and a kB of the rest.
+func serverManifestSize(n int) int { return 160*n + 1024 }
 
 func (s *source) newFile(e repo.File) *fileState {
 	return &fileState{entry: e, ids: make([][]repo.Hash, s.repos)}
@@ -172,6 +180,10 @@ func (s *source) archive(ctx context.Context, a basebackup.Archive) error {
 		case basebackup.TarFile, basebackup.TarOldFile:
 			f.entry.Type = repo.TypeFile
 			f.entry.Size = h.Size
+			if s.walStarts != nil && strings.HasPrefix(f.entry.Path, "pg_wal/") {
+				s.walStarts()
+				s.walStarts = nil
+			}
 			sent := f.entry.Path // the name the server's manifest lists
 			var crc uint32
 			if _, inc := basebackup.IsIncremental(sent); inc && s.rebuild != nil {
@@ -195,14 +207,20 @@ func (s *source) archive(ctx context.Context, a basebackup.Archive) error {
 	}
 }
 
-// send cuts one file's data into chunks and hands them to the chunk store.
+// send cuts one file's data into chunks and hands them to the chunk store. It
+// returns the data's CRC32C, for the check against the server's manifest, unless
+// the file is WAL: the manifest leaves WAL out (its records carry CRCs of their
+// own), and a segment is 16 MiB at the end of every backup.
 func (s *source) send(ctx context.Context, f *fileState, r io.Reader, size int64) (uint32, error) {
 	chunkSize := int64(s.chunkSize)
 	n := int((size + chunkSize - 1) / chunkSize)
 	for ri := range f.ids {
 		f.ids[ri] = make([]repo.Hash, n)
 	}
-	crc := crc32.New(castagnoli)
+	var crc hash.Hash32
+	if !strings.HasPrefix(f.entry.Path, "pg_wal/") {
+		crc = crc32.New(castagnoli)
+	}
 	for i := range n {
 		buf, err := s.takeBuffer(ctx)
 		if err != nil {
@@ -211,32 +229,30 @@ func (s *source) send(ctx context.Context, f *fileState, r io.Reader, size int64
 		want := int(min(chunkSize, size-int64(i)*chunkSize))
 		b := (*buf)[:want]
 		if _, err := io.ReadFull(r, b); err != nil {
-			s.pool <- buf
+			s.pool.put(buf)
 			return 0, fmt.Errorf("reading %s from the server: %w", f.entry.Path, err)
 		}
-		crc.Write(b)
+		if crc != nil {
+			crc.Write(b)
+		}
 		if err := s.emit(ctx, f, i, buf, want); err != nil {
 			return 0, err
 		}
+	}
+	if crc == nil {
+		return 0, nil
 	}
 	return crc.Sum32(), nil
 }
 
 // takeBuffer waits for a chunk buffer of the pool.
 func (s *source) takeBuffer(ctx context.Context) (*[]byte, error) {
-	select {
-	case buf := <-s.pool:
+	if buf, ok := s.pool.tryGet(); ok {
 		return buf, nil
-	default:
 	}
 	began := time.Now()
 	defer func() { s.waited += time.Since(began) }()
-	select {
-	case buf := <-s.pool:
-		return buf, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return s.pool.get(ctx)
 }
 
 // emit hands chunk idx of f (size bytes in buf) to the chunk store.

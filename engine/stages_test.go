@@ -36,7 +36,7 @@ func (f *fakeStream) Next(context.Context) (basebackup.Archive, error) {
 	return a, nil
 }
 
-func (f *fakeStream) Manifest(context.Context, int64) ([]byte, error) { return f.manifest, nil }
+func (f *fakeStream) Manifest(context.Context, int64, int) ([]byte, error) { return f.manifest, nil }
 func (f *fakeStream) Finish(context.Context) (pglogrepl.LSN, int32, error) {
 	return 0x3000100, 1, nil
 }

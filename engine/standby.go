@@ -131,13 +131,55 @@ func connectServer(ctx context.Context, conn string) (*sourceServer, error) {
 
 func (s *sourceServer) close(ctx context.Context) { s.conn.Close(context.WithoutCancel(ctx)) }
 
-// recordDatabases lists the databases for the manifest (restore --db-include);
-// a server that refuses the query costs the names, not the backup.
-func recordDatabases(ctx context.Context, conn string, log *slog.Logger) []pgserver.Database {
-	dbs, err := pgserver.Databases(ctx, conn)
+// catalogConn is the ordinary connection a backup lists the databases on (for the
+// manifest: restore --db-include). It is opened in the background when the backup
+// starts, so that the end of the backup, which every commit waits for, pays for a
+// query and not for a new backend (and, under sslmode=prefer, a second one after
+// the server declines TLS).
+type catalogConn struct {
+	connStr string
+	cancel  context.CancelFunc
+	ready   chan struct{}
+	cat     *pgserver.Catalog // nil when opening it failed
+}
+
+func openCatalog(ctx context.Context, connStr string) *catalogConn {
+	cctx, cancel := context.WithCancel(ctx)
+	c := &catalogConn{connStr: connStr, cancel: cancel, ready: make(chan struct{})}
+	go func() {
+		defer close(c.ready)
+		c.cat, _ = pgserver.OpenCatalog(cctx, connStr)
+	}()
+	return c
+}
+
+// databases lists the databases. When the early connection failed or was lost
+// during a long backup (idle_session_timeout, a restart), it tries once more on
+// a new one; a server that refuses the query costs the names, not the backup.
+func (c *catalogConn) databases(ctx context.Context, log *slog.Logger) []pgserver.Database {
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return nil
+	}
+	if c.cat != nil {
+		if dbs, err := c.cat.Databases(ctx); err == nil {
+			return dbs
+		}
+	}
+	dbs, err := pgserver.Databases(ctx, c.connStr)
 	if err != nil {
 		log.Warn("the backup does not record the database names (restore --db-include will take database OIDs): listing them over an ordinary connection failed", "error", err)
 		return nil
 	}
 	return dbs
+}
+
+// close ends the connection, or the attempt to make it.
+func (c *catalogConn) close(ctx context.Context) {
+	c.cancel()
+	<-c.ready
+	if c.cat != nil {
+		c.cat.Close(ctx)
+	}
 }

@@ -328,8 +328,10 @@ type Repo struct {
 	// SHA-256 blocks and three allocations, which a backup of thousands of
 	// one-page files paid per file.
 	hashers sync.Pool
-	sealer  *crypt.Sealer
-	keyID   uint64
+	// zeroHashes maps a length to the keyed hash of that many zero bytes.
+	zeroHashes sync.Map
+	sealer     *crypt.Sealer
+	keyID      uint64
 
 	// keys is what the key commands need (keyops.go).
 	keys openedKeys

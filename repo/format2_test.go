@@ -261,3 +261,73 @@ func TestRebuiltChunkCheckedByDigest(t *testing.T) {
 		}
 	}
 }
+
+// A checkpoint in the middle of a packer's run, with adds going on meanwhile (as a
+// backup's writers do while it checkpoints at the start of the WAL): the checkpoint and
+// Finish write one index object each, together they place every entry, each entry once,
+// and everything reads back from a fresh open.
+func TestPackerCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo2(t, nil)
+	codec, _ := compress.Parse("zstd:1")
+	p := r.NewPacker()
+	add := func(i int) {
+		var b repo.ChunkBuffers
+		data := []byte(strings.Repeat(string(rune('a'+i%26)), 1000+i))
+		id := r.ContentHash(data)
+		obj, err := r.SealChunk(id, data, codec, &b)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := p.Add(ctx, repo.IndexEntry{ID: id, Kind: repo.KindChunk}, append([]byte(nil), obj...)); err != nil {
+			t.Error(err)
+		}
+	}
+	for i := range 60 {
+		add(i)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 60; i < 120; i++ {
+			add(i)
+		}
+	}()
+	if _, err := p.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	for i := 120; i < 130; i++ {
+		add(i)
+	}
+	if _, err := p.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names, err := r.IndexObjects(ctx)
+	if err != nil || len(names) != 2 {
+		t.Fatalf("index objects %v, %v; want two", names, err)
+	}
+	placed := map[repo.Hash]int{}
+	for _, n := range names {
+		entries, err := r.ReadIndex(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			placed[e.ID]++
+		}
+	}
+	r2 := reopen(t, dir, nil)
+	var rb repo.ChunkBuffers
+	for i := range 130 {
+		data := []byte(strings.Repeat(string(rune('a'+i%26)), 1000+i))
+		id := r.ContentHash(data)
+		if placed[id] != 1 {
+			t.Errorf("entry %d is in %d index objects", i, placed[id])
+		}
+		if got, err := r2.GetChunk(ctx, id, &rb); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("entry %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+}

@@ -343,9 +343,7 @@ func (r *Repo) sealIndex(entries []IndexEntry) ([]byte, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	plain := encodeIndex(entries)
-	obj, _, err := r.Seal(nil, plain, r.ContentHash(plain), metaCodecFor(len(plain)), nil)
-	return obj, err
+	return r.sealMeta(encodeIndex(entries))
 }
 
 // putIndex stores the index object sealIndex built for entries.

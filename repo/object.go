@@ -10,6 +10,7 @@ import (
 	"hash"
 
 	"github.com/pgward/pgward/compress"
+	"github.com/pgward/pgward/internal/zeros"
 )
 
 // Object envelope, format version 1 (docs/repository-format.md, "Objects"):
@@ -83,6 +84,31 @@ func (h *Hash) UnmarshalText(b []byte) error {
 
 // ContentHash computes the keyed hash of plaintext.
 func (r *Repo) ContentHash(plaintext []byte) Hash {
+	if len(plaintext) >= zeroHashMin && zeros.Is(plaintext) {
+		return r.zeroHash(plaintext)
+	}
+	return r.keyedHash(plaintext)
+}
+
+// zeroHashMin is the smallest run of zeros whose hash is remembered: below it,
+// hashing costs no more than the lookup.
+const zeroHashMin = 64 << 10
+
+// zeroHash is the keyed hash of a run of zeros, computed once per length: the
+// WAL segment that ends every backup is mostly its zero-filled tail (on an idle
+// server one page of records and 16 MiB less 8 kB of zeros), and hashing it was
+// the largest piece of work left after the last byte arrived.
+func (r *Repo) zeroHash(run []byte) Hash {
+	n := len(run)
+	if h, ok := r.zeroHashes.Load(n); ok {
+		return h.(Hash)
+	}
+	h := r.keyedHash(run)
+	r.zeroHashes.Store(n, h)
+	return h
+}
+
+func (r *Repo) keyedHash(plaintext []byte) Hash {
 	m, _ := r.hashers.Get().(hash.Hash)
 	if m == nil {
 		m = hmac.New(sha256.New, r.idKey)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 )
 
@@ -15,9 +14,9 @@ import (
 // whose Add filled it, outside the lock, so at most one pack per writer is in
 // flight and memory stays bounded by the writers and PackSize.
 //
-// What the packer wrote is referred to by nothing until Finish has written the
-// index object naming it; Finish runs before the manifest commit, and its names are
-// made durable by the SyncDeferred that PutManifest calls first.
+// What the packer wrote is referred to by nothing until Checkpoint or Finish has
+// written the index object naming it; both run before the manifest commit, and their
+// names are made durable by the SyncDeferred that PutManifest calls first.
 type Packer struct {
 	r *Repo
 
@@ -70,29 +69,72 @@ func (p *Packer) Add(ctx context.Context, e IndexEntry, obj []byte) (int64, erro
 	return p.write(ctx, fullName, full, fullEntries)
 }
 
+// write stores a full pack and lists its entries for the next index.
 func (p *Packer) write(ctx context.Context, name string, buf *bytes.Buffer, entries []IndexEntry) (int64, error) {
+	n, err := p.writePack(ctx, name, buf)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.done = append(p.done, entries...)
+	p.mu.Unlock()
+	return n, nil
+}
+
+func (p *Packer) writePack(ctx context.Context, name string, buf *bytes.Buffer) (int64, error) {
 	n := int64(buf.Len())
+	if n == 0 {
+		return 0, nil
+	}
 	if err := p.r.st.PutDeferred(ctx, name, bytes.NewReader(buf.Bytes()), n); err != nil {
 		return 0, fmt.Errorf("writing pack %s to %s: %w", name, p.r.st, err)
 	}
 	p.mu.Lock()
-	p.done = append(p.done, entries...)
 	p.stored += n
 	p.mu.Unlock()
 	return n, nil
 }
 
-// Finish writes the last pack and the index object naming every entry this packer
-// wrote. It returns the bytes of the last pack (the index is metadata, like the
-// manifest, and not counted).
-//
-// The index names the entries of the last pack too (an entry's place is fixed
-// when it is added), so it is sealed while that pack is written; it is stored
-// after the pack, so that no index names a pack that was never written.
-func (p *Packer) Finish(ctx context.Context) (int64, error) {
+// take removes the pack being filled and the entries of the packs written since the
+// last take, which are the entries of the next index: those of a full pack still being
+// written when it runs are left to the index after.
+func (p *Packer) take() (cur *bytes.Buffer, name string, entries []IndexEntry) {
 	p.mu.Lock()
-	entries := append(slices.Clone(p.done), p.pending...)
+	defer p.mu.Unlock()
+	cur, name, entries = p.cur, p.curName, append(p.done, p.pending...)
+	p.cur, p.pending, p.done = nil, nil, nil
+	return cur, name, entries
+}
+
+// Finish writes the last pack and the index object naming every entry this packer
+// wrote since its last Checkpoint; nothing may be added while it runs. It returns the
+// bytes of the last pack (the index is metadata, like the manifest, and not counted).
+func (p *Packer) Finish(ctx context.Context) (int64, error) {
+	n, err := p.Checkpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	added := len(p.pending) + len(p.done)
 	p.mu.Unlock()
+	if added > 0 {
+		return 0, fmt.Errorf("packer: %d entries were added while it finished", added)
+	}
+	return n, nil
+}
+
+// Checkpoint writes the pack being filled and an index object naming its entries and
+// those of every pack written since the last Checkpoint; the next index names only what
+// comes after. A backup calls it once its relation data has arrived, so that the bulk of
+// its packs and their index are written while the WAL streams rather than after it (the
+// last steps a commit waits for); Adds may go on meanwhile. It returns the bytes of the
+// pack it wrote.
+//
+// The index names the entries of the pack being filled too (an entry's place is fixed
+// when it is added), so it is sealed while that pack is written; it is stored after the
+// pack, so that no index names a pack that was never written.
+func (p *Packer) Checkpoint(ctx context.Context) (int64, error) {
+	cur, name, entries := p.take()
 	type sealed struct {
 		obj []byte
 		err error
@@ -102,7 +144,11 @@ func (p *Packer) Finish(ctx context.Context) (int64, error) {
 		obj, err := p.r.sealIndex(entries)
 		index <- sealed{obj, err}
 	}()
-	n, done, err := p.Flush(ctx)
+	var n int64
+	var err error
+	if cur != nil {
+		n, err = p.writePack(ctx, name, cur)
+	}
 	idx := <-index
 	if err != nil {
 		return 0, err
@@ -110,35 +156,25 @@ func (p *Packer) Finish(ctx context.Context) (int64, error) {
 	if idx.err != nil {
 		return 0, idx.err
 	}
-	if len(done) != len(entries) {
-		return 0, fmt.Errorf("packer: %d entries were added while it finished", len(done)-len(entries))
-	}
 	if err := p.r.putIndex(ctx, idx.obj, entries); err != nil {
 		return 0, err
 	}
 	return n, nil
 }
 
-// Flush writes the last pack and returns the entries of every pack this packer wrote, for a
-// caller that writes the index itself (garbage collection writes one index for all live
-// entries), and the bytes of the last pack.
+// Flush writes the pack being filled and returns the entries of every pack this packer
+// wrote since its last Flush or Checkpoint, for a caller that writes the index itself
+// (garbage collection writes one index for all live entries), and the bytes of that pack.
 func (p *Packer) Flush(ctx context.Context) (int64, []IndexEntry, error) {
-	p.mu.Lock()
-	cur, name, entries := p.cur, p.curName, p.pending
-	p.cur, p.pending = nil, nil
-	p.mu.Unlock()
-	var n int64
-	if cur != nil && cur.Len() > 0 {
-		var err error
-		if n, err = p.write(ctx, name, cur, entries); err != nil {
-			return 0, nil, err
-		}
+	cur, name, entries := p.take()
+	if cur == nil {
+		return 0, entries, nil
 	}
-	p.mu.Lock()
-	done := p.done
-	p.done = nil
-	p.mu.Unlock()
-	return n, done, nil
+	n, err := p.writePack(ctx, name, cur)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, entries, nil
 }
 
 // Pending is the size of the pack not yet written: what Finish will write.

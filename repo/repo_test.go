@@ -232,3 +232,26 @@ func TestManifestAfterDeferredChunksAreSynced(t *testing.T) {
 		t.Fatalf("chunk read back: %q, %v", got, err)
 	}
 }
+
+// A run of zeros has the keyed hash of its bytes, from the memo as from the hash:
+// the memo is keyed by length, so two lengths never share an ID.
+func TestContentHashOfZeros(t *testing.T) {
+	r, _ := newRepo(t, nil)
+	seen := map[repo.Hash]int{}
+	for _, n := range []int{64 << 10, 64<<10 + 8192, 4 << 20} {
+		z := make([]byte, n)
+		for range 2 {
+			if got, want := r.ContentHash(z), r.KeyedHash(z); got != want {
+				t.Fatalf("%d zero bytes: ContentHash %s, keyed hash %s", n, got, want)
+			}
+		}
+		if m, dup := seen[r.ContentHash(z)]; dup {
+			t.Fatalf("%d and %d zero bytes have the same ID", m, n)
+		}
+		seen[r.ContentHash(z)] = n
+		z[n-1] = 1
+		if got, want := r.ContentHash(z), r.KeyedHash(z); got != want {
+			t.Fatalf("%d bytes ending in 1: ContentHash %s, keyed hash %s", n, got, want)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/pgward/pgward/internal/zeros"
 )
 
 // pageMagic is XLOG_PAGE_MAGIC, the first two bytes of every WAL page, per major. It
@@ -144,7 +146,7 @@ func ParseSegmentHeader(first []byte) (SegmentHeader, error) {
 	if len(first) < LongHeaderSize {
 		return SegmentHeader{}, fail(ErrNotWAL, "only %d bytes, shorter than a WAL segment's %d-byte long page header", len(first), LongHeaderSize)
 	}
-	if allZero(first[:LongHeaderSize]) {
+	if zeros.Is(first[:LongHeaderSize]) {
 		return SegmentHeader{}, fail(ErrNotWAL, "the first page header is all zeros (a preallocated segment never written?)")
 	}
 	var order binary.ByteOrder = binary.LittleEndian
@@ -198,15 +200,6 @@ func (h SegmentHeader) checkShape() error {
 		return fail(ErrNotWAL, "the first page header has timeline 0, which does not exist")
 	}
 	return nil
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // ValidateSegment checks that a segment (or .partial segment) file is what its name

@@ -14,12 +14,17 @@ type Database struct {
 	Name string
 }
 
-// Databases lists the cluster's databases over an ordinary (not replication)
-// connection made from the same connection string: a replication connection
-// cannot run queries. pg_database is shared by all databases, so any one will
-// do; a string that names none connects to "postgres" rather than to the
-// database named like the role, which a backup role seldom has.
-func Databases(ctx context.Context, conn string) ([]Database, error) {
+// Catalog is an ordinary (not replication) connection to the cluster, for the
+// queries a replication connection cannot run.
+type Catalog struct {
+	conn *pgconn.PgConn
+}
+
+// OpenCatalog connects from the replication connection string conn: pg_database
+// is shared by all databases, so any one will do, and a string that names none
+// connects to "postgres" rather than to the database named like the role, which
+// a backup role seldom has.
+func OpenCatalog(ctx context.Context, conn string) (*Catalog, error) {
 	cfg, err := pgconn.ParseConfig(conn)
 	if err != nil {
 		return nil, fmt.Errorf("connection string: %w", err)
@@ -35,8 +40,25 @@ func Databases(ctx context.Context, conn string) ([]Database, error) {
 	if err != nil {
 		return nil, ExplainConnectError(cfg, err)
 	}
-	defer c.Close(context.WithoutCancel(ctx))
-	res, err := c.Exec(ctx, "SELECT oid::text, datname FROM pg_catalog.pg_database ORDER BY oid").ReadAll()
+	return &Catalog{conn: c}, nil
+}
+
+// Close ends the connection.
+func (c *Catalog) Close(ctx context.Context) { c.conn.Close(context.WithoutCancel(ctx)) }
+
+// Databases lists the cluster's databases over a connection of its own.
+func Databases(ctx context.Context, conn string) ([]Database, error) {
+	c, err := OpenCatalog(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	return c.Databases(ctx)
+}
+
+// Databases lists the cluster's databases.
+func (c *Catalog) Databases(ctx context.Context) ([]Database, error) {
+	res, err := c.conn.Exec(ctx, "SELECT oid::text, datname FROM pg_catalog.pg_database ORDER BY oid").ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("listing databases: %w", err)
 	}

@@ -24,6 +24,7 @@
 package basebackup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -562,9 +563,11 @@ func cstring(b []byte) (string, []byte, bool) {
 	return "", nil, false
 }
 
-// Manifest reads the server's backup_manifest. It must be called after Next has
-// returned io.EOF.
-func (s *Stream) Manifest(ctx context.Context, limit int64) ([]byte, error) {
+// Manifest reads the server's backup_manifest, of at most limit bytes, into a
+// buffer of sizeHint bytes (grown if that is too small: a manifest of thousands of
+// files is megabytes, which growing from nothing would allocate twice over). It
+// must be called after Next has returned io.EOF.
+func (s *Stream) Manifest(ctx context.Context, limit int64, sizeHint int) ([]byte, error) {
 	if s.major < 15 {
 		if err := s.openCopy(ctx); err != nil {
 			return nil, err
@@ -575,10 +578,11 @@ func (s *Stream) Manifest(ctx context.Context, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("base backup: the server sent no backup_manifest")
 	}
 	s.ended = false
-	b, err := io.ReadAll(io.LimitReader(s.reader(ctx), limit+1))
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, min(int64(sizeHint), limit)+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(s.reader(ctx), limit+1)); err != nil {
 		return nil, fmt.Errorf("base backup: reading backup_manifest: %w", err)
 	}
+	b := buf.Bytes()
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("base backup: backup_manifest larger than %d bytes", limit)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/pgward/pgward/internal/zeros"
 )
 
 // TarReader reads the tar archives a BASE_BACKUP sends. PostgreSQL writes them with
@@ -68,7 +70,7 @@ func (t *TarReader) Next() (*TarHeader, error) {
 		}
 		return nil, io.ErrUnexpectedEOF
 	}
-	if allZero(t.blk[:]) {
+	if zeros.Is(t.blk[:]) {
 		// The end-of-archive marker (two zero blocks; what follows is the caller's to drain).
 		return nil, io.EOF
 	}
@@ -186,13 +188,4 @@ func cString(b []byte) string {
 		b = b[:i]
 	}
 	return string(b)
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
