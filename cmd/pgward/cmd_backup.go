@@ -47,6 +47,12 @@ when the standby cannot be used.`,
 			backupOpts := engine.BackupOptionsFrom(o)
 			bar := newProgress("backup", 0)
 			backupOpts.Progress, backupOpts.Total = bar.set, bar.setTotal
+			// The server's estimate is a pass over every file before the data; by
+			// default only a bar drawn on a terminal, whose percentage and ETA
+			// someone watches, asks for it.
+			if o.Origin("estimate") == config.FromDefault && bar.tty {
+				backupOpts.NoEstimate = false
+			}
 			res, err := engine.Backup(ctx, repos, backupOpts)
 			bar.finish()
 			if err != nil {

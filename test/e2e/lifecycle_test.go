@@ -186,7 +186,8 @@ func TestExpire(t *testing.T) {
 	if ids := backupIDs(t, a.repo); !slices.Equal(ids, []string{b6}) || !strings.Contains(r.stderr, "retention applied after the backup") {
 		t.Fatalf("after a backup with keep-last = 1 in the config: backups %v\n%s", ids, r.stderr)
 	}
-	// Without a terminal, progress is logged, with the server's estimate of the total.
+	// Without a terminal, progress is logged, with the previous backup's size as the
+	// total (the server's estimate, a pass over every file, is asked for on a terminal).
 	if m := regexp.MustCompile(`backup progress" bytes=\d+ total_bytes=(\d+) .*percent=`).FindStringSubmatch(r.stderr); m == nil || m[1] == "0" {
 		t.Errorf("no progress line with a total in the backup's log:\n%s", r.stderr)
 	}
