@@ -17,6 +17,7 @@ import (
 	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/internal/pgserver/basebackup"
 	"github.com/pgward/pgward/repo"
+	"github.com/pgward/pgward/wal"
 )
 
 // The source stage of a backup: it reads the server's BASE_BACKUP answer (one tar
@@ -209,8 +210,9 @@ func (s *source) archive(ctx context.Context, a basebackup.Archive) error {
 
 // send cuts one file's data into chunks and hands them to the chunk store. It
 // returns the data's CRC32C, for the check against the server's manifest, unless
-// the file is WAL: the manifest leaves WAL out (its records carry CRCs of their
-// own), and a segment is 16 MiB at the end of every backup.
+// the file is a WAL segment: the manifest leaves segments out (their records carry
+// CRCs of their own; it lists timeline history files), and one is 16 MiB at the
+// end of every backup.
 func (s *source) send(ctx context.Context, f *fileState, r io.Reader, size int64) (uint32, error) {
 	chunkSize := int64(s.chunkSize)
 	n := int((size + chunkSize - 1) / chunkSize)
@@ -218,7 +220,7 @@ func (s *source) send(ctx context.Context, f *fileState, r io.Reader, size int64
 		f.ids[ri] = make([]repo.Hash, n)
 	}
 	var crc hash.Hash32
-	if !strings.HasPrefix(f.entry.Path, "pg_wal/") {
+	if !isWALSegment(f.entry.Path) {
 		crc = crc32.New(castagnoli)
 	}
 	for i := range n {
@@ -243,6 +245,13 @@ func (s *source) send(ctx context.Context, f *fileState, r io.Reader, size int64
 		return 0, nil
 	}
 	return crc.Sum32(), nil
+}
+
+// isWALSegment reports whether p is a WAL segment of the backup.
+func isWALSegment(p string) bool {
+	dir, base := path.Split(p)
+	n, err := wal.ParseName(base)
+	return dir == "pg_wal/" && err == nil && n.Kind == wal.Segment
 }
 
 // takeBuffer waits for a chunk buffer of the pool.

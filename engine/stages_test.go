@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"hash/crc32"
 	"io"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,7 +57,8 @@ func tarOf(t *testing.T, files map[string][]byte, dirs ...string) ([]byte, []map
 		tw.Write(data)
 		var crc [4]byte
 		binary.LittleEndian.PutUint32(crc[:], crc32.Checksum(data, castagnoli))
-		if !strings.HasPrefix(name, "pg_wal/") {
+		// The server lists no WAL segment (it lists timeline history files).
+		if dir, base := path.Split(name); dir != "pg_wal/" || strings.HasSuffix(base, ".history") {
 			entries = append(entries, map[string]any{"Path": name, "Size": len(data), "Checksum-Algorithm": "CRC32C", "Checksum": hex.EncodeToString(crc[:])})
 		}
 	}
@@ -83,7 +85,8 @@ func stageRepo(t *testing.T) *repo.Repo {
 // file the server's manifest does not know stops the backup before the commit.
 func TestBackupStages(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 20000) // 320 kB: five chunks
-	files := map[string][]byte{"base/1/1259": big, "PG_VERSION": []byte("15\n"), "pg_wal/000000010000000000000003": make([]byte, 1000), "empty": nil}
+	files := map[string][]byte{"base/1/1259": big, "PG_VERSION": []byte("15\n"), "pg_wal/000000010000000000000003": make([]byte, 1000),
+		"pg_wal/00000002.history": []byte("1\t0/3000000\tno recovery target specified\n"), "empty": nil}
 	data, entries := tarOf(t, files, "base", "base/1", "pg_wal")
 	man, _ := json.Marshal(map[string]any{"PostgreSQL-Backup-Manifest-Version": 1, "Files": entries})
 	r := stageRepo(t)
@@ -99,7 +102,7 @@ func TestBackupStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.total != int64(len(big)+3+1000+len(man)) || got.walFiles != 1 || got.stopLSN != 0x3000100 {
+	if got.total != int64(len(big)+3+1000+len(files["pg_wal/00000002.history"])+len(man)) || got.walFiles != 2 || got.stopLSN != 0x3000100 {
 		t.Errorf("received %+v", got)
 	}
 	ms, err := commit(ctx, []*repo.Repo{r}, repo.Manifest{ID: "20261202T000000Z", Cluster: "main", ChunkSize: r.Config().ChunkSize}, got.files, store, nil)
