@@ -127,7 +127,7 @@ func Backup(ctx context.Context, repos []*repo.Repo, o BackupOptions) (*BackupRe
 	// The databases are listed once the last file has arrived (a database
 	// created during the backup is named too), while the pipeline finishes.
 	dbs := make(chan []pgserver.Database, 1)
-	listDatabases := func() { go func() { dbs <- cat.databases(ctx, o.Log) }() }
+	listDatabases := func() { go func() { dbs <- cat.databases(o.Log) }() }
 	got, err := pipeline(ctx, stream, store, chunkSize, rb, o, listDatabases)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", id, err)

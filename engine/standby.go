@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgward/pgward/internal/pgserver"
@@ -138,14 +139,20 @@ func (s *sourceServer) close(ctx context.Context) { s.conn.Close(context.Without
 // the server declines TLS).
 type catalogConn struct {
 	connStr string
-	cancel  context.CancelFunc
-	ready   chan struct{}
-	cat     *pgserver.Catalog // nil when opening it failed
+	// ctx is the backup's, canceled by close: a listing still running when a failed
+	// backup returns stops there.
+	ctx    context.Context
+	cancel context.CancelFunc
+	ready  chan struct{}
+	// mu is held while the connection is in use and by close: a PgConn is not safe
+	// for concurrent use.
+	mu  sync.Mutex
+	cat *pgserver.Catalog // nil when opening it failed, or closed
 }
 
 func openCatalog(ctx context.Context, connStr string) *catalogConn {
 	cctx, cancel := context.WithCancel(ctx)
-	c := &catalogConn{connStr: connStr, cancel: cancel, ready: make(chan struct{})}
+	c := &catalogConn{connStr: connStr, ctx: cctx, cancel: cancel, ready: make(chan struct{})}
 	go func() {
 		defer close(c.ready)
 		c.cat, _ = pgserver.OpenCatalog(cctx, connStr)
@@ -156,18 +163,23 @@ func openCatalog(ctx context.Context, connStr string) *catalogConn {
 // databases lists the databases. When the early connection failed or was lost
 // during a long backup (idle_session_timeout, a restart), it tries once more on
 // a new one; a server that refuses the query costs the names, not the backup.
-func (c *catalogConn) databases(ctx context.Context, log *slog.Logger) []pgserver.Database {
+func (c *catalogConn) databases(log *slog.Logger) []pgserver.Database {
 	select {
 	case <-c.ready:
-	case <-ctx.Done():
+	case <-c.ctx.Done():
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
 		return nil
 	}
 	if c.cat != nil {
-		if dbs, err := c.cat.Databases(ctx); err == nil {
+		if dbs, err := c.cat.Databases(c.ctx); err == nil {
 			return dbs
 		}
 	}
-	dbs, err := pgserver.Databases(ctx, c.connStr)
+	dbs, err := pgserver.Databases(c.ctx, c.connStr)
 	if err != nil {
 		log.Warn("the backup does not record the database names (restore --db-include will take database OIDs): listing them over an ordinary connection failed", "error", err)
 		return nil
@@ -175,11 +187,14 @@ func (c *catalogConn) databases(ctx context.Context, log *slog.Logger) []pgserve
 	return dbs
 }
 
-// close ends the connection, or the attempt to make it.
+// close ends the connection, or the attempt to make it, and a listing under way.
 func (c *catalogConn) close(ctx context.Context) {
 	c.cancel()
 	<-c.ready
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.cat != nil {
 		c.cat.Close(ctx)
+		c.cat = nil
 	}
 }
