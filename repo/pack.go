@@ -131,8 +131,10 @@ func (p *Packer) Finish(ctx context.Context) (int64, error) {
 // pack it wrote.
 //
 // The index names the entries of the pack being filled too (an entry's place is fixed
-// when it is added), so it is sealed while that pack is written; it is stored after the
-// pack, so that no index names a pack that was never written.
+// when it is added), so it is sealed while that pack is written. It is stored once the
+// packs it names are durable, names included (SyncDeferred): an index that outlived a
+// crash of the machine which lost a pack's name would let later backups dedup against
+// entries that no longer exist.
 func (p *Packer) Checkpoint(ctx context.Context) (int64, error) {
 	cur, name, entries := p.take()
 	type sealed struct {
@@ -155,6 +157,12 @@ func (p *Packer) Checkpoint(ctx context.Context) (int64, error) {
 	}
 	if idx.err != nil {
 		return 0, idx.err
+	}
+	if len(entries) == 0 {
+		return n, nil
+	}
+	if err := p.r.st.SyncDeferred(ctx); err != nil {
+		return 0, err
 	}
 	if err := p.r.putIndex(ctx, idx.obj, entries); err != nil {
 		return 0, err
