@@ -25,15 +25,9 @@ import (
 // reader, or a canceled context, abandons the upload before its last chunk, so nothing is
 // finalized.
 func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64) error {
-	if err := checkName(name); err != nil {
-		return fmt.Errorf("put: %w", err)
-	}
 	key := s.prefix + name
-	if size < 0 {
-		return fmt.Errorf("put %s: negative size %d", s.url(key), size)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put %s: %w", s.url(key), err)
+	if err := putio.Check(ctx, name, size, checkName, func() string { return s.url(key) }); err != nil {
+		return err
 	}
 	if size <= int64(s.chunkSize) {
 		return s.putSingle(ctx, key, r, size)

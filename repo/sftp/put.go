@@ -18,14 +18,8 @@ import (
 
 // Put implements repo.Storage: temp file, fsync, close, create-only rename.
 func (s *Storage) Put(ctx context.Context, name string, r io.Reader, size int64) error {
-	if err := checkName(name); err != nil {
-		return fmt.Errorf("put: %w", err)
-	}
-	if size < 0 {
-		return fmt.Errorf("put %s: negative size %d", name, size)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put %s: %w", name, err)
+	if err := putio.Check(ctx, name, size, checkName, func() string { return name }); err != nil {
+		return err
 	}
 	cl, err := s.client(ctx)
 	if err != nil {

@@ -108,3 +108,19 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Check is what a Put checks before it touches the storage, in this order: the name, by
+// the backend's rule (valid); the size, which must not be negative; the context, which
+// must not be canceled. where names the object in the errors but the name's.
+func Check(ctx context.Context, name string, size int64, valid func(string) error, where func() string) error {
+	if err := valid(name); err != nil {
+		return fmt.Errorf("put: %w", err)
+	}
+	if size < 0 {
+		return fmt.Errorf("put %s: negative size %d", where(), size)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", where(), err)
+	}
+	return nil
+}

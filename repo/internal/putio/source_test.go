@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -83,5 +84,33 @@ func TestBuffers(t *testing.T) {
 			t.Errorf("GetBuffer(%d) has %d bytes", n, len(*bp))
 		}
 		PutBuffer(bp)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	valid := func(n string) error {
+		if n == "bad" {
+			return errors.New("bad name")
+		}
+		return nil
+	}
+	where := func() string { return "s3://b/x" }
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		ctx  context.Context
+		name string
+		size int64
+		want string // "" for no error
+	}{
+		{context.Background(), "x", 0, ""},
+		{canceled, "bad", -1, "put: bad name"}, // the name first
+		{canceled, "x", -1, "put s3://b/x: negative size -1"},
+		{canceled, "x", 1, "put s3://b/x: context canceled"},
+	} {
+		err := Check(c.ctx, c.name, c.size, valid, where)
+		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && got != c.want) {
+			t.Errorf("Check(%q, %d): %v, want %q", c.name, c.size, err, c.want)
+		}
 	}
 }
