@@ -325,7 +325,7 @@ var registry = []*Key{
 			return nil
 		})},
 	{Name: "estimate", Kind: Bool, Default: "false", DocDefault: "true when stderr is a terminal, else false", Commands: []string{"backup"},
-		Help:  "ask the server for the backup's size first (BASE_BACKUP PROGRESS: one pass over every file's size before the data, ~40 ms for 13,000 files), for the progress bar's total, percentage and ETA; without it, logged progress takes the previous backup's size as its total",
+		Help:  "ask the server for the backup's size first (BASE_BACKUP PROGRESS: one pass over every file's size before the data, ~40 ms for 13,000 files), for the progress bar's total, percentage and ETA and for pg_stat_progress_basebackup's backup_total on the server; without it, logged progress takes the previous backup's size as its total",
 		field: func(o *Options) any { return &o.Estimate }},
 	{Name: "label", DocDefault: "pgward <ID>", Commands: []string{"backup"},
 		Help:  "backup label",
