@@ -85,8 +85,9 @@ type source struct {
 	// ended, when set, is called once the last file has arrived, before the
 	// server's manifest and stop position.
 	ended func()
-	// walStarts, when set, is called once, when the first WAL segment starts to
-	// arrive: the server sends the WAL after every data file of every tablespace.
+	// walStarts, when set, is called once, when the first file of pg_wal starts to
+	// arrive: the server sends the WAL (segments, then timeline history files)
+	// after every data file of every tablespace.
 	walStarts func()
 
 	got   received
