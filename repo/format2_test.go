@@ -13,6 +13,7 @@ import (
 	"github.com/pgward/pgward/compress"
 	"github.com/pgward/pgward/repo"
 	"github.com/pgward/pgward/repo/local"
+	"github.com/pgward/pgward/repo/storagetest"
 )
 
 func newRepo2(t *testing.T, pass []byte) (*repo.Repo, string) {
@@ -329,5 +330,40 @@ func TestPackerCheckpoint(t *testing.T) {
 		if got, err := r2.GetChunk(ctx, id, &rb); err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("entry %d: %d bytes, %v", i, len(got), err)
 		}
+	}
+}
+
+// An index object is stored only once the packs it names are durable: when the
+// SyncDeferred between them fails, Checkpoint fails and writes no index, so no crash
+// can leave an index naming a pack whose name was lost.
+func TestCheckpointSyncsBeforeIndex(t *testing.T) {
+	ctx := t.Context()
+	f := storagetest.NewFaulty(storagetest.NewMemory())
+	r, err := repo.Init(ctx, f, repo.InitOptions{ChunkSize: 64 << 10, PackThreshold: 32 << 10, PackSize: 20 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, _ := compress.Parse("zstd:1")
+	p := r.NewPacker()
+	var b repo.ChunkBuffers
+	data := []byte(strings.Repeat("pg", 500))
+	id := r.ContentHash(data)
+	obj, err := r.SealChunk(id, data, codec, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Add(ctx, repo.IndexEntry{ID: id, Kind: repo.KindChunk}, obj); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	f.Set(storagetest.Fault{Op: storagetest.OpSyncDeferred, Err: boom})
+	if _, err := p.Checkpoint(ctx); !errors.Is(err, boom) {
+		t.Fatalf("Checkpoint with a failing SyncDeferred: %v", err)
+	}
+	if names, err := r.IndexObjects(ctx); err != nil || len(names) != 0 {
+		t.Fatalf("index objects %v, %v; want none", names, err)
+	}
+	if f.Calls(storagetest.OpPutDeferred) == 0 {
+		t.Fatal("the pack was not written")
 	}
 }

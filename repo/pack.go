@@ -26,7 +26,6 @@ type Packer struct {
 	pending []IndexEntry // entries of the current, unwritten pack
 	done    []IndexEntry // entries of written packs
 	seen    map[indexKey]bool
-	stored  int64
 }
 
 // NewPacker starts a packer; nil for a format-1 repository, which has no packs.
@@ -89,9 +88,6 @@ func (p *Packer) writePack(ctx context.Context, name string, buf *bytes.Buffer) 
 	if err := p.r.st.PutDeferred(ctx, name, bytes.NewReader(buf.Bytes()), n); err != nil {
 		return 0, fmt.Errorf("writing pack %s to %s: %w", name, p.r.st, err)
 	}
-	p.mu.Lock()
-	p.stored += n
-	p.mu.Unlock()
 	return n, nil
 }
 

@@ -69,14 +69,7 @@ func (p *Reader) expect(c byte) error {
 
 // Object reads an object, calling member for each key with the reader at its value.
 func (p *Reader) Object(member func(key []byte) error) error {
-	if err := p.expect('{'); err != nil {
-		return err
-	}
-	if p.peek() == '}' {
-		p.i++
-		return nil
-	}
-	for {
+	return p.list('{', '}', func() error {
 		key, err := p.key()
 		if err != nil {
 			return err
@@ -84,42 +77,36 @@ func (p *Reader) Object(member func(key []byte) error) error {
 		if err := p.expect(':'); err != nil {
 			return err
 		}
-		if err := member(key); err != nil {
-			return err
-		}
-		switch p.peek() {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return nil
-		default:
-			return p.fail("expected ',' or '}'")
-		}
-	}
+		return member(key)
+	})
 }
 
 // Array reads an array, calling elem with the reader at each element.
 func (p *Reader) Array(elem func() error) error {
-	if err := p.expect('['); err != nil {
+	return p.list('[', ']', elem)
+}
+
+// list reads the comma-separated items between open and end, calling item at each.
+func (p *Reader) list(open, end byte, item func() error) error {
+	if err := p.expect(open); err != nil {
 		return err
 	}
-	if p.peek() == ']' {
+	if p.peek() == end {
 		p.i++
 		return nil
 	}
 	for {
-		if err := elem(); err != nil {
+		if err := item(); err != nil {
 			return err
 		}
 		switch p.peek() {
 		case ',':
 			p.i++
-		case ']':
+		case end:
 			p.i++
 			return nil
 		default:
-			return p.fail("expected ',' or ']'")
+			return p.fail("expected ',' or '" + string(end) + "'")
 		}
 	}
 }
